@@ -15,7 +15,7 @@ from _thread import LockType
 from collections.abc import Callable
 from time import monotonic
 from types import TracebackType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
 from respool import _fork, _validate
 from respool._core.free_list import (
@@ -25,6 +25,7 @@ from respool._core.free_list import (
     FreeListCore,
     Todo,
     Waiter,
+    _Token,
 )
 from respool.errors import LeaseError, PoolClosed, PoolTimeout
 from respool.lease import Lease
@@ -135,7 +136,7 @@ class _FreeListPool(Generic[T]):
         It may create a resource when the pool has room; it never waits for another caller.
         """
         try:
-            return self._acquire_slow(0, None)
+            return self._acquire_slow(0, None, trying=True)
         except PoolTimeout:
             return None
 
@@ -164,7 +165,7 @@ class _FreeListPool(Generic[T]):
         """True once :meth:`close` has been called."""
         return self._core.closed
 
-    def __enter__(self) -> _FreeListPool[T]:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -182,26 +183,42 @@ class _FreeListPool(Generic[T]):
 
     # -- acquire, the slow way ----------------------------------------------------------
 
-    def _acquire_slow(self, timeout: float | None, entry: Entry[T] | None) -> Lease[T]:
+    def _acquire_slow(
+        self, timeout: float | None, entry: Entry[T] | None, *, trying: bool = False
+    ) -> Lease[T]:
         """Acquire with waiting, creating and checking; *entry* came from the lock-free take.
 
-        *timeout* is already validated, or ``_FROM_POOL``.
+        *timeout* is already validated, or ``_FROM_POOL``. *trying*: a ``try_acquire``, whose
+        coming back empty-handed is not counted as a timeout.
         """
         if timeout is _FROM_POOL:
             timeout = self._timeout
         deadline = None if timeout is None else monotonic() + timeout
         while True:
             if entry is None:
-                entry, fresh = self._obtain(deadline)
+                entry, fresh = self._obtain(deadline, trying)
                 if fresh:
                     break  # just created: nothing to check
             if self._check is None or self._viable(entry):
                 break
-            entry = None  # unviable and destroyed: try the next, within the same deadline
+            # Unviable: destroy it. Where that frees a slot to refill (FixedPool), fill it for
+            # this caller: a new resource needs no check, so a check that always fails cannot
+            # spin. Otherwise try the next idle one, or wait, within the same deadline.
+            with self._lock:
+                todo = self._core.check_failed(entry, monotonic())
+            own_slot = todo.create > 0
+            if own_slot:
+                todo.create -= 1
+            self._perform(todo)
+            if not own_slot:
+                entry = None
+                continue
+            entry = self._create_leased()
+            break
         entry.uses += 1
         return _lease(self, entry)
 
-    def _obtain(self, deadline: float | None) -> tuple[Entry[T], bool]:
+    def _obtain(self, deadline: float | None, trying: bool) -> tuple[Entry[T], bool]:
         """An entry from the idle list, a waiter's grant, or a new resource (fresh=True)."""
         handle: LockType | None = None
         if deadline is None or deadline > monotonic():
@@ -210,7 +227,7 @@ class _FreeListPool(Generic[T]):
         with self._lock:
             core = self._core
             todo = core.request(monotonic(), handle)
-            if todo.outcome is None:
+            if todo.outcome is None and not trying:
                 core.note_timeout()
         if todo:
             self._perform(todo)
@@ -224,42 +241,35 @@ class _FreeListPool(Generic[T]):
         assert isinstance(outcome, Entry)
         return outcome, False
 
-    def _park(self, waiter: Waiter[T], deadline: float | None) -> Entry[T] | object:
+    def _park(self, waiter: Waiter[T], deadline: float | None) -> Entry[T] | _Token:
         """Sleep until *waiter* is served or *deadline* passes; return its grant."""
         handle = waiter.handle
         assert isinstance(handle, LockType)
         try:
             if deadline is None:
-                woken = handle.acquire()
+                handle.acquire()
             else:
                 remaining = min(deadline - monotonic(), threading.TIMEOUT_MAX)
-                woken = remaining > 0 and handle.acquire(timeout=remaining)
+                if not (remaining > 0 and handle.acquire(timeout=remaining)):
+                    with self._lock:
+                        self._core.cancel(waiter, timed_out=True)
         except BaseException:
             # Interrupted (KeyboardInterrupt in the main thread): leave the queue, and pass on
             # anything granted meanwhile so it is not stranded.
-            self._cancel(waiter, timed_out=False, use_grant=False)
+            with self._lock:
+                grant = self._core.cancel(waiter, timed_out=False)
+            if grant is not None:
+                with self._lock:
+                    todo = self._core.give_back(grant, monotonic())
+                self._perform(todo)
             raise
-        if not woken:
-            grant = self._cancel(waiter, timed_out=True, use_grant=True)
-            if grant is None:
-                raise PoolTimeout(f"no resource from pool {self.name!r} before the deadline")
+        # Served, or timed out; a grant that raced the deadline is taken all the same.
         grant = waiter.grant
+        if grant is None:
+            raise PoolTimeout(f"no resource from pool {self.name!r} before the deadline")
         if grant is CLOSED:
             raise PoolClosed(f"pool {self.name!r} was closed while waiting")
         return grant
-
-    def _cancel(self, waiter: Waiter[T], *, timed_out: bool, use_grant: bool) -> object:
-        with self._lock:
-            todo = self._core.cancel(waiter, monotonic(), timed_out=timed_out)
-        grant = todo.outcome
-        if grant is None or grant is CLOSED or use_grant:
-            return grant
-        # Served between the deadline and the cancel, but the caller cannot take it.
-        assert isinstance(grant, Entry | type(CREATE))
-        with self._lock:
-            todo = self._core.give_back(grant, monotonic())
-        self._perform(todo)
-        return None
 
     def _create_leased(self) -> Entry[T]:
         """Fill the slot the core reserved for this caller; errors go to the caller."""
@@ -274,23 +284,17 @@ class _FreeListPool(Generic[T]):
             return self._core.filled(resource, monotonic())
 
     def _viable(self, entry: Entry[T]) -> bool:
-        """Run ``check``; an unviable entry is counted and destroyed."""
+        """Run ``check``: False (or an exception) means *entry* must be destroyed."""
         check = self._check
         assert check is not None
         try:
-            viable = bool(check(entry.resource))
+            return bool(check(entry.resource))
         except Exception:
             log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
-            viable = False
+            return False
         except BaseException:
             self._throw_away(entry)
             raise
-        if viable:
-            return True
-        with self._lock:
-            todo = self._core.check_failed(entry, monotonic())
-        self._perform(todo)
-        return False
 
     # -- release --------------------------------------------------------------------------
 

@@ -95,9 +95,9 @@ class Lease(Generic[T]):
         if entry is None:
             return  # ended by hand inside the block: nothing left to do
         self._entry = None
-        if exc_type is None:
-            self._pool._put(entry)
-        elif issubclass(exc_type, Exception) and not self._pool.discard_on_error:
+        if exc_type is None or (
+            issubclass(exc_type, Exception) and not self._pool.discard_on_error
+        ):
             self._pool._put(entry)
         else:
             self._pool._throw_away(entry)

@@ -86,13 +86,15 @@ Grant = Entry[T] | _Token
 class Waiter(Generic[T]):
     """A caller queued in ``acquire``; ``grant`` stays None until the core serves it."""
 
-    __slots__ = ("grant", "handle", "since")
+    __slots__ = ("grant", "handle", "queued", "since")
 
     def __init__(self, handle: object, since: float) -> None:
         #: The shell's wake-up object (a lock, a future): opaque to the core.
         self.handle = handle
         self.since = since
         self.grant: Entry[T] | _Token | None = None
+        #: In the core's queue: neither served nor cancelled yet.
+        self.queued = True
 
 
 class Todo(Generic[T]):
@@ -141,6 +143,7 @@ class FreeListCore(Generic[T]):
         "idle",
         "leaks",
         "lifo",
+        "live",
         "max_idle",
         "max_size",
         "max_waiting",
@@ -148,6 +151,7 @@ class FreeListCore(Generic[T]):
         "name",
         "rejected",
         "reset_errors",
+        "retired_uses",
         "size",
         "take",
         "timeouts",
@@ -155,8 +159,6 @@ class FreeListCore(Generic[T]):
         "wait_time_total",
         "waiters",
         "waits",
-        "live",
-        "retired_uses",
     )
 
     def __init__(
@@ -247,21 +249,18 @@ class FreeListCore(Generic[T]):
             todo.outcome = waiter
         return todo
 
-    def cancel(self, waiter: Waiter[T], now: float, *, timed_out: bool) -> Todo[T]:
-        """A waiter stops waiting (deadline, interrupt, cancellation).
+    def cancel(self, waiter: Waiter[T], *, timed_out: bool) -> Entry[T] | _Token | None:
+        """A waiter stops waiting (deadline, interrupt, cancellation); twice is harmless.
 
-        ``outcome`` is the grant it received before it could cancel (the caller must use it
-        or hand it to :meth:`give_back`), or ``None`` when it was still queued and has now
-        left the queue.
+        Returns the grant it received before it could cancel (the caller must use it or hand
+        it to :meth:`give_back`), or ``None`` when it was still queued and has now left.
         """
-        todo: Todo[T] = Todo()
-        if waiter.grant is None:
+        if waiter.queued:
             self.waiters.remove(waiter)
+            waiter.queued = False
             if timed_out:
                 self.timeouts += 1
-        else:
-            todo.outcome = waiter.grant
-        return todo
+        return waiter.grant
 
     def check_failed(self, entry: Entry[T], now: float) -> Todo[T]:
         """``check`` found *entry* unviable: count it and destroy it."""
@@ -375,6 +374,7 @@ class FreeListCore(Generic[T]):
         while self.waiters:
             waiter = self.waiters.popleft()
             waiter.grant = CLOSED
+            waiter.queued = False
             todo.wake.append(waiter)
         while self.idle:
             self._destroy(self.idle.pop(), todo)
@@ -427,7 +427,8 @@ class FreeListCore(Generic[T]):
         if settled:
             assert len(self.idle) <= self.max_idle
             if self.waiters:
-                assert not self.idle and not self._has_room()
+                assert not self.idle
+                assert not self._has_room()
             if self.closed:
                 assert not self.idle
 
@@ -454,6 +455,7 @@ class FreeListCore(Generic[T]):
         if waited > self.wait_time_max:
             self.wait_time_max = waited
         waiter.grant = grant
+        waiter.queued = False
         todo.wake.append(waiter)
 
     def _destroy(self, entry: Entry[T], todo: Todo[T]) -> None:

@@ -1,0 +1,161 @@
+"""Shared fixtures: a recording lifecycle, and one pool factory over every threaded strategy.
+
+Every pool made through ``make_pool`` is checked when its test ends: at that quiescent point
+``created - destroyed == size == idle + in_use`` must hold and the core's own invariants too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import respool
+from respool.free_list import _FreeListPool
+
+
+@dataclass(eq=False)
+class Res:
+    """A fake resource with an identity and a record of what happened to it."""
+
+    n: int
+    dirty: bool = False
+    broken: bool = False
+    destroyed: bool = False
+    resets: int = 0
+
+    def __repr__(self) -> str:
+        return f"Res({self.n})"
+
+
+@dataclass
+class Tracker:
+    """A lifecycle whose callbacks record calls and can be told to fail."""
+
+    made: list[Res] = field(default_factory=list)
+    destroyed: list[Res] = field(default_factory=list)
+    checked: list[Res] = field(default_factory=list)
+    fail_create: BaseException | None = None
+    #: With fail_create set: fail only this many more times (None: every time).
+    fail_create_times: int | None = None
+    fail_reset: BaseException | None = None
+    fail_check: BaseException | None = None
+    fail_destroy: BaseException | None = None
+    _numbers: Iterator[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def create(self) -> Res:
+        if self.fail_create is not None:
+            error = self.fail_create
+            if self.fail_create_times is not None:
+                self.fail_create_times -= 1
+                if self.fail_create_times <= 0:
+                    self.fail_create = None
+            raise error
+        with self._lock:
+            res = Res(next(self._numbers))
+            self.made.append(res)
+        return res
+
+    def reset(self, res: Res) -> None:
+        assert not res.destroyed, f"reset of destroyed {res}"
+        if self.fail_reset is not None:
+            raise self.fail_reset
+        res.dirty = False
+        res.resets += 1
+
+    def check(self, res: Res) -> bool:
+        assert not res.destroyed, f"check of destroyed {res}"
+        with self._lock:
+            self.checked.append(res)
+        if self.fail_check is not None:
+            raise self.fail_check
+        return not res.broken
+
+    def destroy(self, res: Res) -> None:
+        assert not res.destroyed, f"{res} destroyed twice"
+        res.destroyed = True
+        with self._lock:
+            self.destroyed.append(res)
+        if self.fail_destroy is not None:
+            raise self.fail_destroy
+
+    def lifecycle(self, *, check: bool = True) -> respool.Lifecycle[Res]:
+        return respool.Lifecycle(
+            self.create,
+            reset=self.reset,
+            check=self.check if check else None,
+            destroy=self.destroy,
+        )
+
+
+@pytest.fixture
+def tracker() -> Tracker:
+    return Tracker()
+
+
+PoolFactory = Callable[..., _FreeListPool[Res]]
+
+KINDS = ["fixed", "elastic"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_pool(kind: str, tracker: Tracker) -> Iterator[PoolFactory]:
+    """Build a pool of *capacity* resources of the parametrized kind, checked at teardown.
+
+    A FixedPool holds exactly *capacity*; an ElasticPool may grow to *capacity* and keeps as
+    many idle. Either way a caller waits once *capacity* resources are in use.
+    """
+    pools: list[_FreeListPool[Res]] = []
+
+    def make(capacity: int = 2, *, check: bool = True, **options: Any) -> _FreeListPool[Res]:
+        lifecycle = options.pop("lifecycle", None) or tracker.lifecycle(check=check)
+        pool: _FreeListPool[Res]
+        if kind == "fixed":
+            pool = respool.FixedPool(lifecycle, size=capacity, **options)
+        else:
+            options.setdefault("max_idle", capacity)
+            pool = respool.ElasticPool(lifecycle, max_size=capacity, **options)
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        assert_quiescent(pool)
+
+
+def assert_quiescent(pool: _FreeListPool[Any]) -> None:
+    """The counting invariant, from the public stats and from the core."""
+    stats = pool.stats()
+    assert stats.created - stats.destroyed == stats.size == stats.idle + stats.in_use, stats
+    assert stats.waiting == 0
+    assert stats.creating == 0
+    with pool._lock:
+        pool._core.check_invariants()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll *predicate* until it holds: for states no event announces (a thread now blocked)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.001)
+
+
+class Abort(BaseException):
+    """Not an Exception: stands for cancellation, KeyboardInterrupt or SystemExit."""
+
+
+class Boom(Exception):
+    """An ordinary error raised from a lease body or a callback."""
