@@ -1,0 +1,91 @@
+"""After os.fork() a child never reuses, nor destroys, its parent's resources."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import respool
+from tests.conftest import Tracker
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+
+
+def fork_and_report(child: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run *child* in a forked process and return the dict it reported as JSON."""
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when forking a process that has threads; this test means to fork.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            report = child()
+        except BaseException as exc:
+            report = {"error": repr(exc)}
+        os.write(write_end, json.dumps(report).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    report: dict[str, Any] = json.loads(data)
+    assert "error" not in report, report["error"]
+    return report
+
+
+@pytest.mark.parametrize("kind", ["fixed", "elastic"])
+def test_child_starts_afresh(tracker: Tracker, kind: str) -> None:
+    """In the child: new resources only, the parent's never destroyed, even when released."""
+    pool: respool.FixedPool[object] | respool.ElasticPool[object]
+    if kind == "fixed":
+        pool = respool.FixedPool(tracker.lifecycle(), size=2)
+    else:
+        pool = respool.ElasticPool(tracker.lifecycle(), min_idle=2, max_idle=2)
+    held = pool.acquire()
+    parents = [res.n for res in tracker.made]
+
+    def child() -> dict[str, object]:
+        with pool.acquire(timeout=1) as res:
+            got = res.n
+        held.release()  # a lease from before the fork: forgotten, not reused
+        with pool.acquire(timeout=1) as res:
+            again = res.n
+        stats = pool.stats()
+        return {
+            "got": [got, again],
+            "destroyed": [r.n for r in tracker.destroyed],
+            "size": stats.size,
+            "created": stats.created,
+        }
+
+    report = fork_and_report(child)
+    assert not set(report["got"]) & set(parents)
+    assert report["destroyed"] == []
+    assert report["size"] == report["created"] == 1
+    # The parent is untouched and carries on with its own resources.
+    assert not any(res.destroyed for res in tracker.made)
+    held.release()
+    with pool.acquire(timeout=0) as res:
+        assert res.n in parents
+    pool.close()
+
+
+def test_closed_pool_stays_closed_in_the_child(tracker: Tracker) -> None:
+    """Closing is not undone by forking."""
+    pool = respool.FixedPool(tracker.lifecycle(), size=1)
+    pool.close()
+
+    def child() -> dict[str, object]:
+        try:
+            pool.acquire(timeout=0)
+        except respool.PoolClosed:
+            return {"closed": True}
+        return {"closed": False}
+
+    assert fork_and_report(child) == {"closed": True}
