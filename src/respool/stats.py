@@ -39,14 +39,16 @@ class PoolStats:
     check_failures: int
     destroy_errors: int
     leaks: int
-    #: Acquires that had to wait, and how long they waited in total and at most (seconds).
+    #: Times a queued caller was served (one acquire may wait more than once, e.g. when
+    #: the resource it was handed fails its check), and how long those waits took in total
+    #: and at most, in seconds.
     waits: int
     wait_time_total: float
     wait_time_max: float
 
     @property
     def wait_time_mean(self) -> float:
-        """Mean wait of the acquires that waited, in seconds (0.0 when none did)."""
+        """Mean duration of a wait, in seconds (0.0 when nobody waited)."""
         return self.wait_time_total / self.waits if self.waits else 0.0
 
     def as_dict(self) -> dict[str, object]:

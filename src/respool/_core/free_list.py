@@ -223,8 +223,9 @@ class FreeListCore(Generic[T]):
             raise PoolClosed(f"pool {self.name!r} is closed")
         todo: Todo[T] = Todo()
         if not self.waiters:
-            if self.idle:
-                todo.outcome = self.take()
+            entry = self._take_idle()
+            if entry is not None:
+                todo.outcome = entry
                 return todo
             if self._has_room():
                 self.creating += 1
@@ -335,13 +336,13 @@ class FreeListCore(Generic[T]):
         """Restore the *settled* invariants after lock-free puts raced with other moves."""
         todo: Todo[T] = Todo()
         if self.closed:
-            while self.idle:
-                self._destroy(self.idle.pop(), todo)
+            self._destroy_idle(todo)
             return todo
         self._serve(todo, now)
         while len(self.idle) > self.max_idle:
-            # Surplus goes from the cold end: the least recently used entries.
-            surplus = self.idle.popleft() if self.lifo else self.idle.pop()
+            surplus = self._take_idle(coldest=True)
+            if surplus is None:
+                break
             self._retire(surplus, todo, now, replace=False)
         return todo
 
@@ -376,8 +377,7 @@ class FreeListCore(Generic[T]):
             waiter.grant = CLOSED
             waiter.queued = False
             todo.wake.append(waiter)
-        while self.idle:
-            self._destroy(self.idle.pop(), todo)
+        self._destroy_idle(todo)
         return todo
 
     # -- counters the shell reports ------------------------------------------------------
@@ -434,14 +434,32 @@ class FreeListCore(Generic[T]):
 
     # -- internals ------------------------------------------------------------------------
 
+    def _take_idle(self, *, coldest: bool = False) -> Entry[T] | None:
+        """Pop an idle entry, or None. A lock-free take on another thread may empty the list
+        between any look at it and the pop, so the pop itself is the test."""
+        try:
+            if not coldest:
+                return self.take()
+            # The least recently used end: the left for LIFO, the right for FIFO.
+            return self.idle.popleft() if self.lifo else self.idle.pop()
+        except IndexError:
+            return None
+
+    def _destroy_idle(self, todo: Todo[T]) -> None:
+        while (entry := self._take_idle()) is not None:
+            self._destroy(entry, todo)
+
     def _has_room(self) -> bool:
         return self.max_size is None or self.size + self.creating < self.max_size
 
     def _serve(self, todo: Todo[T], now: float) -> None:
         """Hand idle entries, then free room, to waiters in arrival order."""
         waiters = self.waiters
-        while waiters and self.idle:
-            self._grant(waiters.popleft(), self.take(), todo, now)
+        while waiters:
+            entry = self._take_idle()
+            if entry is None:
+                break
+            self._grant(waiters.popleft(), entry, todo, now)
         while waiters and self._has_room():
             self.creating += 1
             self._grant(waiters.popleft(), CREATE, todo, now)
