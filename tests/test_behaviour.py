@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import signal
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -598,3 +600,52 @@ def test_many_threads_keep_counts_exact(make_pool: PoolFactory) -> None:
         t.join(PATIENCE * 4)
     assert errors.empty(), errors.get()
     assert pool.stats().acquires == 1800
+
+
+def test_callbacks_never_run_under_the_pool_lock(make_pool: PoolFactory, tracker: Tracker) -> None:
+    """create, reset, check and destroy all run with the pool's lock free."""
+    pool = make_pool(2)
+    seen: list[str] = []
+
+    def spy(name: str, callback: Callable[..., object]) -> Callable[..., object]:
+        def wrapped(*args: object) -> object:
+            assert not pool._lock.locked(), f"{name} ran under the pool lock"
+            seen.append(name)
+            return callback(*args)
+
+        return wrapped
+
+    pool._create = spy("create", tracker.create)  # type: ignore[method-assign]
+    pool._reset = spy("reset", tracker.reset)
+    pool._check = spy("check", tracker.check)
+    pool._destroy_fn = spy("destroy", tracker.destroy)
+    a, b = pool.acquire(), pool.acquire()
+    a.release()
+    b.discard()
+    with pool.acquire():
+        pass
+    pool.close()
+    assert {"reset", "check", "destroy"} <= set(seen)
+
+
+def test_interrupted_waiter_leaves_the_queue(make_pool: PoolFactory) -> None:
+    """A waiter interrupted by KeyboardInterrupt leaves the queue; the next release is kept."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread only")
+    pool = make_pool(1)
+    lease = pool.acquire()
+    interrupter = threading.Thread(
+        target=lambda: (
+            wait_until(lambda: pool.stats().waiting == 1),
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT),  # type: ignore[arg-type]
+        )
+    )
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        pool.acquire(timeout=PATIENCE)
+    interrupter.join(PATIENCE)
+    assert pool.stats().waiting == 0
+    lease.release()
+    assert pool.stats().idle == 1
+    with pool.acquire(timeout=0):
+        pass

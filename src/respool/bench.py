@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import timeit
 from collections import deque
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from respool.elastic import ElasticPool
 from respool.fixed import FixedPool
 
-__all__ = ["Result", "acquire_release", "main"]
+__all__ = ["Result", "acquire_release", "contended", "main"]
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,65 @@ def acquire_release(number: int = 200_000, rounds: int = 7) -> list[Result]:
     return [Result(name, best[name]) for name, _ in cases]
 
 
+def contended(threads: int = 4, resources: int = 2, number: int = 20_000) -> list[Result]:
+    """*threads* threads sharing *resources* resources: the pools next to ``queue.Queue``.
+
+    Each thread borrows and returns a resource *number* times; the figure is wall-clock time
+    per operation over all threads. Callers here really wait for each other, so this prices
+    the slow path (the lock, the FIFO hand-off, waking a sleeping thread).
+    """
+    q: queue.Queue[object] = queue.Queue()
+    for _ in range(resources):
+        q.put(object())
+    fixed = FixedPool(object, size=resources, name="bench-fixed")
+    elastic = ElasticPool(object, max_idle=resources, max_size=resources, name="bench-elastic")
+
+    def queue_op() -> None:
+        q.put(q.get())
+
+    def fixed_op() -> None:
+        with fixed.acquire():
+            pass
+
+    def elastic_op() -> None:
+        with elastic.acquire():
+            pass
+
+    def run(op: Callable[[], None]) -> float:
+        start = threading.Barrier(threads + 1)
+
+        def work() -> None:
+            start.wait()
+            for _ in range(number):
+                op()
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        start.wait()
+        began = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        return (time.perf_counter() - began) / (threads * number) * 1e9
+
+    cases = [
+        ("(c) queue.Queue get()+put()", queue_op),
+        ("FixedPool: with acquire()", fixed_op),
+        ("ElasticPool: with acquire()", elastic_op),
+    ]
+    best = {name: min(run(op) for _ in range(3)) for name, op in cases}
+    fixed.close()
+    elastic.close()
+    return [Result(name, best[name]) for name, _ in cases]
+
+
 def _table(results: list[Result], baseline: str) -> str:
     base = next(r.ns for r in results if r.name == baseline)
     width = max(len(r.name) for r in results)
-    lines = [f"{'case':<{width}}  {'ns/op':>8}  {'x (b)':>6}"]
+    column = baseline.split(" ")[0] if baseline.startswith("(") else "x base"
+    lines = [f"{'case':<{width}}  {'ns/op':>8}  {'x ' + column:>8}"]
     for r in results:
-        lines.append(f"{r.name:<{width}}  {r.ns:8.0f}  {r.ns / base:6.2f}")
+        lines.append(f"{r.name:<{width}}  {r.ns:8.0f}  {r.ns / base:8.2f}")
     return "\n".join(lines)
 
 
@@ -112,4 +166,12 @@ def main(quick: bool = False) -> int:
             f"{pool.split(':')[0]}: {ratio:.2f}x the lock+deque floor,"
             f" {ns[pool] / q:.2f}x queue.Queue -> {verdict} the goal (<= 1.5x, < Queue)"
         )
+    threads, resources = 4, 2
+    print()
+    print(f"Contended: {threads} threads sharing {resources} resources (wall time per operation)")
+    print(
+        _table(
+            contended(threads, resources, 2_000 if quick else 20_000), "(c) queue.Queue get()+put()"
+        )
+    )
     return 0

@@ -394,11 +394,7 @@ class _FreeListPool(Generic[T]):
                 exc_info=True,
             )
             return
-        with self._lock:
-            core = self._core
-            now = monotonic()
-            todo = core.release(core.filled(resource, now), now)
-        self._perform(todo)
+        self._stock(resource)
 
     def _prime(self, count: int) -> None:
         """Create *count* resources now; if one fails, destroy the others and raise."""
@@ -414,24 +410,14 @@ class _FreeListPool(Generic[T]):
                         self._core.create_failed(monotonic(), error=False)
                 self.close()
                 raise
-            with self._lock:
-                core = self._core
-                now = monotonic()
-                todo = core.release(core.filled(resource, now), now)
-            self._perform(todo)
+            self._stock(resource)
+
+    def _stock(self, resource: T) -> None:
+        with self._lock:
+            todo = self._core.stock(resource, monotonic())
+        self._perform(todo)
 
     def _after_fork_in_child(self) -> None:
         """Forget the parent's resources (without destroying them) and start afresh."""
-        old = self._core
         self._lock = threading.Lock()
-        core: FreeListCore[T] = FreeListCore(
-            name=old.name,
-            min_size=old.min_size,
-            max_size=old.max_size,
-            max_idle=old.max_idle,
-            max_waiting=old.max_waiting,
-            lifo=old.lifo,
-            generation=old.generation + 1,
-        )
-        core.closed = old.closed
-        self._core = core
+        self._core = self._core.forked()

@@ -299,6 +299,11 @@ class FreeListCore(Generic[T]):
         self.live.add(entry)
         return entry
 
+    def stock(self, resource: T, now: float) -> Todo[T]:
+        """A slot reserved for the pool itself (priming, a replacement) now holds *resource*:
+        it goes to the first waiter, or to the idle list."""
+        return self.release(self.filled(resource, now), now)
+
     def create_failed(self, now: float, *, error: bool = True) -> Todo[T]:
         """A reserved slot produced nothing; its room goes to the first waiter, if any.
 
@@ -362,6 +367,21 @@ class FreeListCore(Generic[T]):
         count = max(count, 0)
         self.creating += count
         return count
+
+    def forked(self) -> FreeListCore[T]:
+        """The core a forked child starts with: the same settings, the next generation, and
+        nothing live. Entries of this core are foreign to it (see :meth:`release`)."""
+        child: FreeListCore[T] = FreeListCore(
+            name=self.name,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            max_idle=self.max_idle,
+            max_waiting=self.max_waiting,
+            lifo=self.lifo,
+            generation=self.generation + 1,
+        )
+        child.closed = self.closed
+        return child
 
     def close(self) -> Todo[T]:
         """Refuse new callers, release the waiting ones with ``CLOSED``, destroy idle entries.
