@@ -9,6 +9,7 @@ path protocol.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from _thread import LockType
@@ -45,7 +46,7 @@ DEFAULT_TIMEOUT: Final = 30.0
 _ORDERS: Final = ("lifo", "fifo")
 _FROM_POOL: Any = object()  # sentinel: "use the pool's own timeout"
 _new_lease = object.__new__
-_names = iter(range(1, 1 << 62))
+_names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
 
 
 def _lease(pool: _FreeListPool[T], entry: Entry[T]) -> Lease[T]:
@@ -123,7 +124,7 @@ class _FreeListPool(Generic[T]):
                 return self._acquire_slow(timeout, None)
             if self._check is None:
                 entry.uses += 1
-                lease: Lease[T] = _new_lease(Lease)
+                lease: Lease[T] = _new_lease(Lease)  # _lease(), inlined
                 lease._pool = self
                 lease._entry = entry
                 return lease

@@ -114,6 +114,7 @@ class Todo(Generic[T]):
         self.create = 0
 
     def __bool__(self) -> bool:
+        """Is there any work to perform? (``outcome`` is an answer, not work.)"""
         return bool(self.wake or self.destroy or self.create)
 
 
