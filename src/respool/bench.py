@@ -37,6 +37,16 @@ def _best_ns(fn: Callable[[], object], number: int, rounds: int) -> float:
     return min(timer.repeat(repeat=rounds, number=number)) / number * 1e9
 
 
+def _borrow(pool: FixedPool[object] | ElasticPool[object]) -> Callable[[], None]:
+    """One pool operation as users write it: an empty ``with pool.acquire():`` block."""
+
+    def op() -> None:
+        with pool.acquire():
+            pass
+
+    return op
+
+
 def acquire_release(number: int = 200_000, rounds: int = 7) -> list[Result]:
     """Uncontended acquire+release of one resource, next to the floors it is judged against."""
     item = object()
@@ -64,21 +74,13 @@ def acquire_release(number: int = 200_000, rounds: int = 7) -> list[Result]:
     def queue_get_put() -> None:
         q.put(q.get())
 
-    def fixed_with() -> None:
-        with fixed.acquire():
-            pass
-
-    def elastic_with() -> None:
-        with elastic.acquire():
-            pass
-
     cases = [
         ("(a) deque.pop()+append()", deque_pop_append),
         ("(b) Lock around pop, Lock around append", lock_each),
         ("(b1) one Lock around pop+append", lock_once),
         ("(c) queue.Queue get()+put()", queue_get_put),
-        ("FixedPool: with acquire()", fixed_with),
-        ("ElasticPool: with acquire()", elastic_with),
+        ("FixedPool: with acquire()", _borrow(fixed)),
+        ("ElasticPool: with acquire()", _borrow(elastic)),
     ]
     # Interleave the cases round by round, so a burst of outside load hits them all alike.
     best = {name: float("inf") for name, _ in cases}
@@ -113,14 +115,6 @@ def contended(
     def queue_op() -> None:
         q.put(q.get())
 
-    def fixed_op() -> None:
-        with fixed.acquire():
-            pass
-
-    def elastic_op() -> None:
-        with elastic.acquire():
-            pass
-
     def run(op: Callable[[], None]) -> float:
         start = threading.Barrier(threads + 1)
 
@@ -140,8 +134,8 @@ def contended(
 
     cases = [
         ("(c) queue.Queue get()+put()", queue_op),
-        ("FixedPool: with acquire()", fixed_op),
-        ("ElasticPool: with acquire()", elastic_op),
+        ("FixedPool: with acquire()", _borrow(fixed)),
+        ("ElasticPool: with acquire()", _borrow(elastic)),
     ]
     timings: dict[str, list[float]] = {name: [] for name, _ in cases}
     for _ in range(rounds):

@@ -258,11 +258,10 @@ class _FreeListPool(Generic[T]):
             # Interrupted (KeyboardInterrupt in the main thread): leave the queue, and pass on
             # anything granted meanwhile so it is not stranded.
             with self._lock:
-                grant = self._core.cancel(waiter, timed_out=False)
-            if grant is not None:
-                with self._lock:
-                    todo = self._core.give_back(grant, monotonic())
-                self._perform(todo)
+                core = self._core
+                grant = core.cancel(waiter, timed_out=False)
+                todo = core.give_back(grant, monotonic()) if grant is not None else Todo()
+            self._perform(todo)
             raise
         # Served, or timed out; a grant that raced the deadline is taken all the same.
         grant = waiter.grant
