@@ -3,17 +3,28 @@
 Four strategies under one lifecycle (prepare, use, prepare for reuse, clean up):
 
 * :class:`FixedPool`: a fixed-size free list; callers wait when it is empty;
-* :class:`ElasticPool`: a dynamic free list; creates when empty, destroys surplus on return.
+* :class:`ElasticPool`: a dynamic free list; creates when empty, destroys surplus on return;
+* :class:`WorkerPool`: N worker threads, each owning one resource for its lifetime;
+* :class:`TransientPool`: a per-thread cache of short-lived objects, emptied by the garbage
+  collector (Go's ``sync.Pool``); :class:`BufferPool` builds size classes of buffers on it.
+
+Ready-made lifecycles for common resources live in :mod:`respool.resources`;
+:func:`debug` turns on checks for resources that are *not quite done*.
 """
 
+from respool._debug import debug
 from respool.elastic import ElasticPool
 from respool.errors import LeaseError, PoolClosed, PoolError, PoolFull, PoolTimeout, StillInUse
 from respool.fixed import FixedPool
 from respool.lease import Lease
 from respool.lifecycle import Lifecycle
+from respool.resources import BufferPool
 from respool.stats import PoolStats
+from respool.transient import TransientPool, TransientStats
+from respool.worker import WorkerPool, WorkerStats
 
 __all__ = [
+    "BufferPool",
     "ElasticPool",
     "FixedPool",
     "Lease",
@@ -25,6 +36,11 @@ __all__ = [
     "PoolStats",
     "PoolTimeout",
     "StillInUse",
+    "TransientPool",
+    "TransientStats",
+    "WorkerPool",
+    "WorkerStats",
+    "debug",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -1,4 +1,4 @@
-"""``respool bench``: what the pools cost, as ratios to baselines measured in the same run.
+"""Free-list benchmarks: ``FixedPool``/``ElasticPool`` acquire+release against a locked deque.
 
 Machines are shared and noisy, so absolute nanoseconds mean little across runs; the ratio to a
 ``threading.Lock`` guarding a ``deque`` pop and append, timed moments apart in the same
@@ -11,30 +11,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import timeit
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from respool.bench._timing import Result, interleaved, table
 from respool.elastic import ElasticPool
 from respool.fixed import FixedPool
 
-__all__ = ["Result", "acquire_release", "contended", "main"]
-
-
-@dataclass(frozen=True)
-class Result:
-    """One timed case: nanoseconds per operation in its best round (and its worst, where the
-    spread is part of the story)."""
-
-    name: str
-    ns: float
-    worst: float | None = None
-
-
-def _best_ns(fn: Callable[[], object], number: int, rounds: int) -> float:
-    timer = timeit.Timer(fn)
-    return min(timer.repeat(repeat=rounds, number=number)) / number * 1e9
+__all__ = ["acquire_release", "contended", "main"]
 
 
 def _borrow(pool: FixedPool[object] | ElasticPool[object]) -> Callable[[], None]:
@@ -82,14 +66,10 @@ def acquire_release(number: int = 200_000, rounds: int = 7) -> list[Result]:
         ("FixedPool: with acquire()", _borrow(fixed)),
         ("ElasticPool: with acquire()", _borrow(elastic)),
     ]
-    # Interleave the cases round by round, so a burst of outside load hits them all alike.
-    best = {name: float("inf") for name, _ in cases}
-    for _ in range(rounds):
-        for name, fn in cases:
-            best[name] = min(best[name], _best_ns(fn, number, 1))
+    results = interleaved(cases, number, rounds)
     fixed.close()
     elastic.close()
-    return [Result(name, best[name]) for name, _ in cases]
+    return results
 
 
 def contended(
@@ -146,27 +126,12 @@ def contended(
     return [Result(name, min(timings[name]), max(timings[name])) for name, _ in cases]
 
 
-def _table(results: list[Result], baseline: str) -> str:
-    base = next(r.ns for r in results if r.name == baseline)
-    width = max(len(r.name) for r in results)
-    column = baseline.split(" ")[0] if baseline.startswith("(") else "x base"
-    spread = any(r.worst is not None for r in results)
-    header = f"{'case':<{width}}  {'ns/op':>8}  {'x ' + column:>8}"
-    lines = [header + (f"  {'worst ns/op':>11}" if spread else "")]
-    for r in results:
-        line = f"{r.name:<{width}}  {r.ns:8.0f}  {r.ns / base:8.2f}"
-        if r.worst is not None:
-            line += f"  {r.worst:11.0f}"
-        lines.append(line)
-    return "\n".join(lines)
-
-
 def main(quick: bool = False) -> int:
     """Print every benchmark table; ``quick`` trades precision for a run of a few seconds."""
     number, rounds = (20_000, 3) if quick else (200_000, 7)
     print("Uncontended acquire+release, one thread (lower is better)")
     results = acquire_release(number, rounds)
-    print(_table(results, "(b) Lock around pop, Lock around append"))
+    print(table(results, "(b) Lock around pop, Lock around append"))
     ns = {r.name: r.ns for r in results}
     floor = ns["(b) Lock around pop, Lock around append"]
     q = ns["(c) queue.Queue get()+put()"]
@@ -181,7 +146,7 @@ def main(quick: bool = False) -> int:
     print()
     print(f"Contended: {threads} threads sharing {resources} resources (wall time per operation)")
     print(
-        _table(
+        table(
             contended(threads, resources, *((2_000, 2) if quick else (20_000, 5))),
             "(c) queue.Queue get()+put()",
         )

@@ -1,4 +1,4 @@
-"""``respool tour``: what the library is for, shown on real resources in about a minute.
+"""The tour's free-list part: ``FixedPool`` and ``ElasticPool`` on files, SQLite and TCP.
 
 "Do I need a pool?" has an honest answer only in numbers, so the tour times one small
 operation done with a brand-new resource every time against the same operation done with a
@@ -19,9 +19,7 @@ import math
 import socket
 import socketserver
 import sqlite3
-import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,8 +33,11 @@ from respool.fixed import FixedPool
 from respool.lease import Lease
 from respool.lifecycle import Lifecycle
 from respool.stats import PoolStats
+from respool.tour._text import heading as _heading
+from respool.tour._text import micro as _micro
+from respool.tour._text import print_wrapped as _print_wrapped
 
-__all__ = ["main"]
+__all__ = ["plan_for", "print_intro", "print_summary", "run"]
 
 T = TypeVar("T")
 Op = Callable[[], None]
@@ -45,9 +46,6 @@ Op = Callable[[], None]
 #: tables compare creation cost, not waiting.
 THREADS: Final = 4
 POOL_SIZE: Final = THREADS
-
-#: Width of the wrapped prose, so the output reads well in an 80-column terminal.
-_WIDTH: Final = 79
 
 FRESH: Final = "fresh"
 FIXED: Final = "FixedPool"
@@ -70,16 +68,6 @@ class _Plan:
 # every fresh connection leaves a socket in TIME_WAIT for a minute.
 _FULL: Final = _Plan(quick=False, rounds=9, temp_ops=40_000, sqlite_ops=14_000, tcp_ops=1_200)
 _QUICK: Final = _Plan(quick=True, rounds=3, temp_ops=2_000, sqlite_ops=800, tcp_ops=120)
-
-
-def _micro() -> str:
-    """The unit "µs", or "us" where the terminal's encoding cannot show the micro sign."""
-    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
-    try:
-        "µ".encode(encoding)
-    except (UnicodeEncodeError, LookupError):
-        return "us"
-    return "µs"
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -256,14 +244,7 @@ def _measure_and_show(
 # -- 0. introduction ---------------------------------------------------------------------------
 
 
-def _heading(title: str) -> None:
-    """An underlined title: structure that survives any terminal, no colours needed."""
-    print()
-    print(title)
-    print("-" * len(title))
-
-
-def _print_intro(plan: _Plan) -> None:
+def print_intro(plan: _Plan) -> None:
     """What is measured and why, the strategies, the lifecycle, and how to read the tables."""
     us = _micro()
     print("respool tour")
@@ -276,11 +257,17 @@ def _print_intro(plan: _Plan) -> None:
     print("it times one small operation done with a brand-new resource every time, then the")
     print("same operation with a resource borrowed from a pool.")
     print()
-    print("Strategies shown (WorkerPool and TransientPool are coming in a later release):")
-    print("  FixedPool    makes `size` resources up front and keeps exactly that many; when")
-    print("               all are lent out, callers wait. The footprint never changes.")
-    print("  ElasticPool  makes a resource whenever none is idle and keeps at most `max_idle`")
-    print("               of those that come back. Nobody waits, the footprint varies.")
+    print("The four strategies, by how long resources sit idle and whether the count varies:")
+    print("  FixedPool      makes `size` resources up front and keeps exactly that many; when")
+    print("                 all are lent out, callers wait. The footprint never changes.")
+    print("  ElasticPool    makes a resource whenever none is idle and keeps at most")
+    print("                 `max_idle` of those that come back. Nobody waits; it varies.")
+    print("  WorkerPool     N threads, each owning one resource for its lifetime; you submit")
+    print("                 tasks, and a bounded queue says what happens when they pile up.")
+    print("  TransientPool  a per-thread cache of short-lived objects (buffers); what is not")
+    print("                 reused soon is dropped at garbage collection. Never waits.")
+    print("Sections 1-3 time the free lists (FixedPool, ElasticPool), 4 the WorkerPool,")
+    print("5 the TransientPool and BufferPool.")
     print()
     print("Every pool manages its resources with the same four callbacks (the lifecycle):")
     print("  create()    make a new resource")
@@ -739,7 +726,7 @@ def _verdict(speedup: float) -> str:
     return "pool is slower"
 
 
-def _print_summary(sections: Sequence[_Section], plan: _Plan) -> None:
+def print_summary(sections: Sequence[_Section], plan: _Plan, others: Sequence[str] = ()) -> None:
     """Every measurement side by side with a verdict, then the pitfalls, then perspective."""
     us = _micro()
     _heading("Summary: did pooling pay off?")
@@ -777,13 +764,13 @@ def _print_summary(sections: Sequence[_Section], plan: _Plan) -> None:
     for section in sections:
         if section.lesson is not None:
             _print_wrapped(section.lesson, "    - ", "      ")
+    if others:
+        print()
+        print("  The other two strategies:")
+        for line in others:
+            _print_wrapped(line, "    - ", "      ")
     print()
     _print_advice(results)
-
-
-def _print_wrapped(text: str, first: str, rest: str | None = None) -> None:
-    """Prose built from measured figures has no fixed length, so it is wrapped at print."""
-    print(textwrap.fill(text, width=_WIDTH, initial_indent=first, subsequent_indent=rest or first))
 
 
 def _print_advice(results: Sequence[_Result]) -> None:
@@ -799,16 +786,14 @@ def _print_advice(results: Sequence[_Result]) -> None:
     )
 
 
-# -- entry point -------------------------------------------------------------------------------
+# -- entry points for the tour's driver ----------------------------------------------------
 
 
-def main(quick: bool = False) -> int:
-    """Run the tour; ``quick`` keeps every section but measures far fewer operations."""
-    plan = _QUICK if quick else _FULL
-    started = time.perf_counter()
-    _print_intro(plan)
-    sections = [_temp_files(plan), _sqlite(plan), _tcp(plan)]
-    _print_summary(sections, plan)
-    print()
-    print(f"(The tour took {time.perf_counter() - started:.0f} s.)")
-    return 0
+def plan_for(quick: bool) -> _Plan:
+    """The measuring plan: fixed operation counts, fewer with ``quick``."""
+    return _QUICK if quick else _FULL
+
+
+def run(plan: _Plan) -> list[_Section]:
+    """The free-list sections: temporary files, SQLite, TCP."""
+    return [_temp_files(plan), _sqlite(plan), _tcp(plan)]
