@@ -18,7 +18,7 @@ from time import monotonic
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
 
-from respool import _fork, _validate
+from respool import _debug, _fork, _validate
 from respool._core.free_list import (
     CLOSED,
     CREATE,
@@ -28,8 +28,8 @@ from respool._core.free_list import (
     Waiter,
     _Token,
 )
-from respool.errors import LeaseError, PoolClosed, PoolTimeout
-from respool.lease import Lease
+from respool.errors import LeaseError, PoolClosed, PoolTimeout, StillInUse
+from respool.lease import DebugLease, Lease
 from respool.lifecycle import Lifecycle, coerce
 from respool.stats import PoolStats
 
@@ -45,8 +45,24 @@ DEFAULT_TIMEOUT: Final = 30.0
 
 _ORDERS: Final = ("lifo", "fifo")
 _FROM_POOL: Any = object()  # sentinel: "use the pool's own timeout"
-_new_lease = object.__new__
 _names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
+
+
+def _debug_lease(cls: type[Lease[Any]]) -> Lease[Any]:
+    return object.__new__(DebugLease)
+
+
+#: Makes the (still empty) lease object. Leases skip ``__init__`` and pools fill their slots;
+#: debug mode swaps in :class:`DebugLease` here, so the hot path has no debug branch.
+_new_lease: Callable[[type[Lease[Any]]], Lease[Any]] = object.__new__
+
+
+def _on_debug(on: bool) -> None:
+    global _new_lease
+    _new_lease = _debug_lease if on else object.__new__
+
+
+_debug.subscribe(_on_debug)
 
 
 def _lease(pool: _FreeListPool[T], entry: Entry[T]) -> Lease[T]:
@@ -93,6 +109,9 @@ class _FreeListPool(Generic[T]):
         self.name = _validate.text("name", name)
 
         self._lock = threading.Lock()
+        #: Entries of leases lost without being ended, reported by debug mode at a moment the
+        #: lock could not be taken; destroyed on the next slow-path call.
+        self._orphans: list[Entry[T]] = []
         self._core: FreeListCore[T] = FreeListCore(
             name=self.name,
             min_size=min_size,
@@ -151,12 +170,16 @@ class _FreeListPool(Generic[T]):
 
     def stats(self) -> PoolStats:
         """A consistent snapshot of the pool's counts."""
+        if self._orphans:
+            self._adopt_orphans()
         with self._lock:
             return self._core.stats()
 
     def close(self) -> None:
         """Stop lending: waiters get ``PoolClosed``, idle resources are destroyed now and
         leased ones when they come back. Calling it again does nothing."""
+        if self._orphans:
+            self._adopt_orphans()
         with self._lock:
             todo = self._core.close()
         self._perform(todo)
@@ -192,6 +215,8 @@ class _FreeListPool(Generic[T]):
         *timeout* is already validated, or ``_FROM_POOL``. *trying*: a ``try_acquire``, whose
         coming back empty-handed is not counted as a timeout.
         """
+        if self._orphans:
+            self._adopt_orphans()
         if timeout is _FROM_POOL:
             timeout = self._timeout
         deadline = None if timeout is None else monotonic() + timeout
@@ -328,13 +353,18 @@ class _FreeListPool(Generic[T]):
         self._perform(todo)
 
     def _reset_failed(self, entry: Entry[T], exc: BaseException) -> None:
-        """``reset`` raised: the resource cannot be cleaned, so it is destroyed."""
-        if isinstance(exc, Exception):
+        """``reset`` raised: the resource cannot be cleaned, so it is destroyed.
+
+        ``StillInUse`` (e.g. a buffer with a live ``memoryview``) is the caller's bug, not the
+        resource's, so it reaches the caller, after the resource is safely gone.
+        """
+        loud = isinstance(exc, StillInUse) or not isinstance(exc, Exception)
+        if not loud:
             log.warning("pool %r: reset raised; destroying the resource", self.name, exc_info=exc)
         with self._lock:
             todo = self._core.reset_failed(entry, monotonic())
         self._perform(todo)
-        if not isinstance(exc, Exception):
+        if loud:
             raise exc
 
     def _throw_away(self, entry: Entry[T]) -> None:
@@ -349,8 +379,43 @@ class _FreeListPool(Generic[T]):
         if lease._pool is not self:
             raise LeaseError(
                 f"this lease comes from pool {lease._pool.name!r}, not from {self.name!r}"
+                f"{lease._history()}"
             )
         return lease
+
+    # -- lost leases (debug mode) -----------------------------------------------------------
+
+    def _leaked(self, entry: Entry[T], stack: str) -> None:
+        """A debug lease was garbage-collected still active: report it, destroy its resource.
+
+        This runs from ``__del__``, possibly while this very thread holds the pool's lock (a
+        collection can start on any allocation), so it only *tries* the lock; when that fails
+        the entry waits in ``_orphans`` for the next slow-path call.
+        """
+        log.warning(
+            "pool %r: a lease was lost without being released; its resource will be"
+            " destroyed. It was acquired at (most recent call last):\n%s",
+            self.name,
+            stack.rstrip(),
+        )
+        if not self._lock.acquire(blocking=False):
+            self._orphans.append(entry)
+            return
+        try:
+            todo = self._core.leaked(entry, monotonic())
+        finally:
+            self._lock.release()
+        self._perform(todo)
+
+    def _adopt_orphans(self) -> None:
+        while self._orphans:
+            try:
+                entry = self._orphans.pop()
+            except IndexError:  # another thread adopted the last one
+                return
+            with self._lock:
+                todo = self._core.leaked(entry, monotonic())
+            self._perform(todo)
 
     # -- performing what the core asked for --------------------------------------------------
 

@@ -8,17 +8,22 @@ resource that another caller now holds.
 
 from __future__ import annotations
 
+import logging
+from traceback import StackSummary
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from respool.errors import LeaseError
+from respool import _debug
+from respool.errors import LeaseError, StillInUse
 
 if TYPE_CHECKING:
     from respool._core.free_list import Entry
 
-__all__ = ["Lease"]
+__all__ = ["DebugLease", "Lease"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("respool")
 
 
 class _Owner(Protocol):
@@ -30,6 +35,8 @@ class _Owner(Protocol):
     def _put(self, entry: Entry[Any]) -> None: ...
 
     def _throw_away(self, entry: Entry[Any]) -> None: ...
+
+    def _leaked(self, entry: Entry[Any], stack: str) -> None: ...
 
 
 class Lease(Generic[T]):
@@ -56,7 +63,7 @@ class Lease(Generic[T]):
         """The borrowed resource; ``LeaseError`` once the lease has ended."""
         entry = self._entry
         if entry is None:
-            raise LeaseError(f"this lease from pool {self._pool.name!r} has ended")
+            raise self._ended("has ended")
         return entry.resource
 
     @property
@@ -75,14 +82,21 @@ class Lease(Generic[T]):
     def _end(self) -> Entry[T]:
         entry = self._entry
         if entry is None:
-            raise LeaseError(f"this lease from pool {self._pool.name!r} has already ended")
+            raise self._ended("has already ended")
         self._entry = None
         return entry
+
+    def _ended(self, what: str) -> LeaseError:
+        return LeaseError(f"this lease from pool {self._pool.name!r} {what}{self._history()}")
+
+    def _history(self) -> str:
+        """Where the lease began and ended, for error messages (known in debug mode only)."""
+        return ""
 
     def __enter__(self) -> T:
         entry = self._entry  # not via the property: this is on every caller's hot path
         if entry is None:
-            raise LeaseError(f"this lease from pool {self._pool.name!r} has ended")
+            raise self._ended("has ended")
         return entry.resource
 
     def __exit__(
@@ -95,13 +109,97 @@ class Lease(Generic[T]):
         if entry is None:
             return  # ended by hand inside the block: nothing left to do
         self._entry = None
-        if exc_type is None or (
-            issubclass(exc_type, Exception) and not self._pool.discard_on_error
-        ):
+        if exc_type is None:
             self._pool._put(entry)
+        elif issubclass(exc_type, Exception) and not self._pool.discard_on_error:
+            try:
+                self._pool._put(entry)
+            except StillInUse:
+                # The pool destroyed the resource already; the body's exception matters more.
+                log.warning("pool %r: resource still in use at return", self._pool.name)
         else:
             self._pool._throw_away(entry)
 
     def __repr__(self) -> str:
         state = "active" if self._entry is not None else "ended"
         return f"<Lease {state} from pool {self._pool.name!r}>"
+
+
+class DebugLease(Lease[T]):
+    """The lease pools hand out while debug mode is on (:func:`respool.debug`).
+
+    It records the stack that acquired it (and the one that ended it) for every
+    ``LeaseError``; on a normal return it refuses a resource still referenced from outside
+    the pool (*not quite done*): the resource is destroyed, never lent again, and
+    ``StillInUse`` is raised with the acquiring stack. A debug lease garbage-collected while
+    still active is reported as a leak, and its resource destroyed so the slot is not lost.
+    """
+
+    __slots__ = ("_acquired_at", "_ended_at", "_held", "_refs")
+
+    _held: Entry[T] | None
+    _acquired_at: StackSummary
+    _ended_at: StackSummary
+    _refs: int
+
+    # Pools set ``_entry`` directly (see Lease); as a property here it takes the snapshot
+    # when the pool attaches the entry, without the pools having a debug branch.
+    @property
+    def _entry(self) -> Entry[T] | None:
+        return self._held
+
+    @_entry.setter
+    def _entry(self, entry: Entry[T] | None) -> None:
+        if entry is not None:
+            self._acquired_at = _debug.capture_stack()
+            self._refs = _debug.references(entry.resource)
+        else:
+            self._ended_at = _debug.capture_stack()
+        self._held = entry
+
+    def release(self) -> None:
+        entry = self._end()
+        self._return(entry)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None or self._held is None:
+            # A failed body: its traceback still holds the callee frames that saw the
+            # resource, so references cannot be judged; the usual rules apply.
+            super().__exit__(exc_type, exc, tb)
+            return
+        self._return(self._end())
+
+    def _return(self, entry: Entry[T]) -> None:
+        extra = _debug.references(entry.resource) - self._refs
+        if extra <= 0:
+            self._pool._put(entry)
+            return
+        self._pool._throw_away(entry)
+        raise StillInUse(
+            f"a resource given back to pool {self._pool.name!r} is still referenced from"
+            f" {extra} more place(s) than when it was lent (a memoryview, a cursor, a list"
+            " or attribute holding it?); it was destroyed instead of being lent again"
+            f"{self._history()}"
+        )
+
+    def _history(self) -> str:
+        acquired = _debug.format_stack(self._acquired_at)
+        text = f"\nThe lease was acquired at (most recent call last):\n{acquired}"
+        ended = getattr(self, "_ended_at", None)
+        if ended is not None:
+            text += f"and ended at:\n{_debug.format_stack(ended)}"
+        return text
+
+    def __del__(self) -> None:
+        entry = getattr(self, "_held", None)
+        if entry is None:
+            return
+        try:
+            self._pool._leaked(entry, _debug.format_stack(self._acquired_at))
+        except Exception:  # pragma: no cover - e.g. at interpreter exit, modules torn down
+            pass

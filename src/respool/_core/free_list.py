@@ -338,6 +338,15 @@ class FreeListCore(Generic[T]):
             self._retire(entry, todo, now)
         return todo
 
+    def leaked(self, entry: Entry[T], now: float) -> Todo[T]:
+        """A lease was lost without being ended (debug mode saw it collected): destroy the
+        entry, since nobody knows what state it was left in, and count a leak."""
+        todo: Todo[T] = Todo()
+        if entry.generation == self.generation and entry in self.live:
+            self.leaks += 1
+            self._retire(entry, todo, now)
+        return todo
+
     def settle(self, now: float) -> Todo[T]:
         """Restore the *settled* invariants after lock-free puts raced with other moves."""
         todo: Todo[T] = Todo()

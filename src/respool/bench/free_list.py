@@ -14,11 +14,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from respool.bench._timing import Result, interleaved, table
+from respool import _debug
+from respool.bench._timing import Result, best_ns, interleaved, table
 from respool.elastic import ElasticPool
 from respool.fixed import FixedPool
 
-__all__ = ["acquire_release", "contended", "main"]
+__all__ = ["acquire_release", "contended", "debug_cost", "main"]
+
+FIXED = "FixedPool: with acquire()"
 
 
 def _borrow(pool: FixedPool[object] | ElasticPool[object]) -> Callable[[], None]:
@@ -63,7 +66,7 @@ def acquire_release(number: int = 200_000, rounds: int = 7) -> list[Result]:
         ("(b) Lock around pop, Lock around append", lock_each),
         ("(b1) one Lock around pop+append", lock_once),
         ("(c) queue.Queue get()+put()", queue_get_put),
-        ("FixedPool: with acquire()", _borrow(fixed)),
+        (FIXED, _borrow(fixed)),
         ("ElasticPool: with acquire()", _borrow(elastic)),
     ]
     results = interleaved(cases, number, rounds)
@@ -114,7 +117,7 @@ def contended(
 
     cases = [
         ("(c) queue.Queue get()+put()", queue_op),
-        ("FixedPool: with acquire()", _borrow(fixed)),
+        (FIXED, _borrow(fixed)),
         ("ElasticPool: with acquire()", _borrow(elastic)),
     ]
     timings: dict[str, list[float]] = {name: [] for name, _ in cases}
@@ -126,6 +129,21 @@ def contended(
     return [Result(name, min(timings[name]), max(timings[name])) for name, _ in cases]
 
 
+def debug_cost(number: int, rounds: int) -> float:
+    """ns per ``with pool.acquire():`` on a FixedPool while debug mode is on.
+
+    Debug mode records a stack and counts references on every acquire and release: useful in
+    tests, far too slow for production, and the figure says how much.
+    """
+    before = _debug.enabled
+    _debug.set_enabled(True)
+    try:
+        with FixedPool(object, size=1, name="bench-debug") as pool:
+            return best_ns(_borrow(pool), number, rounds)
+    finally:
+        _debug.set_enabled(before)
+
+
 def main(quick: bool = False) -> int:
     """Print every benchmark table; ``quick`` trades precision for a run of a few seconds."""
     number, rounds = (20_000, 3) if quick else (200_000, 7)
@@ -135,13 +153,19 @@ def main(quick: bool = False) -> int:
     ns = {r.name: r.ns for r in results}
     floor = ns["(b) Lock around pop, Lock around append"]
     q = ns["(c) queue.Queue get()+put()"]
-    for pool in ("FixedPool: with acquire()", "ElasticPool: with acquire()"):
+    for pool in (FIXED, "ElasticPool: with acquire()"):
         ratio = ns[pool] / floor
         verdict = "meets" if ratio <= 1.5 and ns[pool] < q else "MISSES"
         print(
             f"{pool.split(':')[0]}: {ratio:.2f}x the lock+deque floor,"
             f" {ns[pool] / q:.2f}x queue.Queue -> {verdict} the goal (<= 1.5x, < Queue)"
         )
+    on = debug_cost(max(number // 100, 200), rounds)
+    print(
+        f"Debug mode on (respool.debug(True)): {on:.0f} ns/op, {on / ns[FIXED]:.0f}x FixedPool"
+        "\nwith it off. Off, the rows above are the pool's only code path: switching swaps in"
+        "\nthe debug lease once, so there is no flag to test per call."
+    )
     threads, resources = 4, 2
     print()
     print(f"Contended: {threads} threads sharing {resources} resources (wall time per operation)")
