@@ -190,6 +190,29 @@ def test_discard_hands_freed_room_to_a_waiter() -> None:
     assert todo.create == 0
 
 
+def test_leaked_entry_is_destroyed_counted_and_replaced() -> None:
+    """A lost lease's entry is destroyed, counted as a leak, and its room filled."""
+    core = make_core(min_size=1, max_size=1)
+    (entry,) = fill_idle(core, "a")
+    assert core.request(0.0, handle=None).outcome is entry
+    todo = core.leaked(entry, 1.0)
+    assert todo.destroy == [entry]
+    assert todo.create == 1
+    assert core.stats().leaks == 1
+    assert not core.leaked(entry, 2.0)  # reported twice: nothing more happens
+    assert core.stats().leaks == 1
+
+
+def test_an_idle_entry_cannot_leak() -> None:
+    """Reporting an idle entry as leaked is refused and changes nothing."""
+    core = make_core()
+    (entry,) = fill_idle(core, "a")
+    with pytest.raises(ValueError, match="idle"):
+        core.leaked(entry, 0.0)
+    assert list(core.idle) == [entry]
+    assert core.stats().leaks == 0
+
+
 def test_release_beyond_max_idle_destroys_the_surplus() -> None:
     """An elastic core keeps at most max_idle idle entries."""
     core = make_core(max_size=None, max_idle=1)

@@ -166,7 +166,10 @@ class FreeListMachine(RuleBasedStateMachine):
             self.perform(self.core.give_back(grant, self.tick()))
 
     @precondition(lambda self: self.held)
-    @rule(data=st.data(), how=st.sampled_from(["release", "discard", "check", "reset"]))
+    @rule(
+        data=st.data(),
+        how=st.sampled_from(["release", "discard", "check", "reset", "leaked"]),
+    )
     def end(self, data: st.DataObject, how: str) -> None:
         entry = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
         now = self.tick()
@@ -175,6 +178,7 @@ class FreeListMachine(RuleBasedStateMachine):
             "discard": self.core.discard,
             "check": self.core.check_failed,
             "reset": self.core.reset_failed,
+            "leaked": self.core.leaked,
         }[how]
         self.perform(move(entry, now))
 

@@ -342,6 +342,8 @@ class FreeListCore(Generic[T]):
         """A lease was lost without being ended (debug mode saw it collected): destroy the
         entry, since nobody knows what state it was left in, and count a leak."""
         todo: Todo[T] = Todo()
+        if entry in self.idle:
+            raise ValueError(f"{entry!r} is idle, not leased: it cannot have leaked")
         if entry.generation == self.generation and entry in self.live:
             self.leaks += 1
             self._retire(entry, todo, now)
