@@ -1,0 +1,1003 @@
+"""WorkerPool: a resource per worker thread, a bounded queue, lazy map, exactly-once futures."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import itertools
+import logging
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import respool
+from respool.worker import WorkerPool, WorkerStats, retry_delay
+from tests.conftest import Abort, Boom, wait_until
+
+WAIT = 10.0  # generous bound for anything that should happen promptly
+
+
+@dataclass(eq=False)
+class Owned:
+    """A resource that remembers the thread that made it, and complains if another touches it."""
+
+    n: int
+    owner: int = field(default_factory=threading.get_ident)
+    broken: bool = False
+    destroyed: bool = False
+    uses: int = 0
+    resets: int = 0
+
+    def touch(self) -> None:
+        assert threading.get_ident() == self.owner, f"{self} touched from another thread"
+        assert not self.destroyed, f"{self} used after destroy"
+
+
+@dataclass
+class Life:
+    """A lifecycle recording everything, every callback asserting thread affinity."""
+
+    made: list[Owned] = field(default_factory=list)
+    destroyed: list[Owned] = field(default_factory=list)
+    checks: int = 0
+    fail_create: int = 0  # this many next creates fail
+    fail_create_forever: bool = False
+    fail_reset: bool = False
+    fail_destroy: bool = False
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    numbers: Iterator[int] = field(default_factory=itertools.count)
+
+    def guard(self, res: Owned) -> None:
+        try:
+            res.touch()
+        except AssertionError as exc:
+            with self.lock:
+                self.errors.append(str(exc))
+            raise
+
+    def create(self) -> Owned:
+        with self.lock:
+            if self.fail_create_forever or self.fail_create > 0:
+                self.fail_create = max(0, self.fail_create - 1)
+                raise Boom("cannot connect")
+            res = Owned(next(self.numbers))
+            self.made.append(res)
+        return res
+
+    def reset(self, res: Owned) -> None:
+        self.guard(res)
+        res.resets += 1
+        if self.fail_reset:
+            raise Boom("cannot clean")
+
+    def check(self, res: Owned) -> bool:
+        self.guard(res)
+        with self.lock:
+            self.checks += 1
+        return not res.broken
+
+    def destroy(self, res: Owned) -> None:
+        self.guard(res)
+        assert not res.destroyed, f"{res} destroyed twice"
+        res.destroyed = True
+        with self.lock:
+            self.destroyed.append(res)
+        if self.fail_destroy:
+            raise Boom("cannot close")
+
+    def lifecycle(self, *, check: bool = True, reset: bool = True) -> respool.Lifecycle[Owned]:
+        return respool.Lifecycle(
+            self.create,
+            reset=self.reset if reset else None,
+            check=self.check if check else None,
+            destroy=self.destroy,
+        )
+
+
+@pytest.fixture
+def life() -> Life:
+    return Life()
+
+
+@pytest.fixture
+def pools() -> Iterator[list[WorkerPool[Any]]]:
+    """Pools registered here are shut down (cancelling leftovers) and checked at teardown."""
+    made: list[WorkerPool[Any]] = []
+    yield made
+    for pool in made:
+        pool.shutdown(wait=True, cancel_pending=True)
+        stats = pool.stats()
+        assert_accounts(stats)
+        assert (stats.workers, stats.busy, stats.queued, stats.resources) == (0, 0, 0, 0)
+
+
+def assert_accounts(stats: WorkerStats) -> None:
+    """The invariants WorkerStats documents, at a quiescent point."""
+    settled = stats.completed + stats.failed + stats.cancelled
+    assert stats.submitted == settled + stats.queued + stats.busy, stats
+    assert stats.created - stats.destroyed == stats.resources <= max(stats.workers, 0) or (
+        stats.workers == 0 and stats.resources == 0
+    ), stats
+    assert stats.busy + stats.idle == stats.workers, stats
+
+
+def use(res: Owned, value: object = None) -> object:
+    """A task: touch the resource from the worker and return *value*."""
+    res.touch()
+    res.uses += 1
+    return value
+
+
+def ident(res: Owned) -> tuple[int, int]:
+    """A task returning which resource (and thread) served it."""
+    res.touch()
+    return res.n, threading.get_ident()
+
+
+@pytest.fixture
+def gate() -> Iterator[threading.Event]:
+    """An event blocking tasks until the test opens it (always opened at teardown)."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def blocked(started: threading.Event | None, gate: threading.Event) -> Callable[[Owned], str]:
+    """A task that announces it started, then waits for *gate*."""
+
+    def task(res: Owned) -> str:
+        if started is not None:
+            started.set()
+        assert gate.wait(WAIT)
+        return "unblocked"
+
+    return task
+
+
+# -- basics and thread affinity ----------------------------------------------------------------
+
+
+def test_submit_runs_fn_with_the_resource_and_returns_a_future(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """fn(resource, *args, **kwargs) runs on a worker; the future carries its result."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    pools.append(pool)
+
+    def task(res: Owned, a: int, *, b: int) -> tuple[int, int]:
+        res.touch()
+        return a, b
+
+    future = pool.submit(task, 1, b=2)
+    assert isinstance(future, concurrent.futures.Future)
+    assert future.result(WAIT) == (1, 2)
+
+
+def test_every_resource_is_touched_only_by_its_own_thread(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """create, check, reset, fn and destroy all run in the thread that owns the resource."""
+    pool = WorkerPool(life.lifecycle(), 4, max_tasks_per_resource=5)
+    pools.append(pool)
+    results = [f.result(WAIT) for f in [pool.submit(ident) for _ in range(200)]]
+    pool.shutdown(wait=True)
+    owner = {res.n: res.owner for res in life.made}
+    assert all(owner[n] == thread for n, thread in results)
+    assert len({thread for _, thread in results}) <= 4
+    assert life.errors == []
+    assert sorted(r.n for r in life.destroyed) == sorted(r.n for r in life.made)
+    assert life.checks > 0
+
+
+def test_sqlite_connection_per_worker(pools: list[WorkerPool[Any]]) -> None:
+    """A real thread-affine resource: sqlite3 refuses use from another thread, and works here."""
+    conn = sqlite3.connect(":memory:")
+    elsewhere = threading.Thread(target=lambda: errors.append(_use_sqlite(conn)))
+    errors: list[str] = []
+    elsewhere.start()
+    elsewhere.join()
+    assert errors == ["ProgrammingError"]  # the premise: it really is thread-affine
+    conn.close()
+
+    closed: list[int] = []
+
+    def close(connection: sqlite3.Connection) -> None:
+        connection.close()  # raises ProgrammingError if called from another thread
+        closed.append(threading.get_ident())
+
+    pool = WorkerPool(
+        lambda: sqlite3.connect(":memory:"),
+        3,
+        reset=lambda c: c.rollback(),
+        check=lambda c: c.execute("select 1").fetchone() == (1,),
+        destroy=close,
+    )
+    pools.append(pool)
+
+    def query(connection: sqlite3.Connection, x: int) -> int:
+        return int(connection.execute("select ? * 2", (x,)).fetchone()[0])
+
+    assert list(pool.map(query, range(100))) == [x * 2 for x in range(100)]
+    pool.shutdown(wait=True)
+    stats = pool.stats()
+    assert (stats.created, stats.destroyed, stats.destroy_errors) == (3, 3, 0)
+    assert len(closed) == 3
+
+
+def _use_sqlite(conn: sqlite3.Connection) -> str:
+    try:
+        conn.execute("select 1")
+    except sqlite3.ProgrammingError:
+        return "ProgrammingError"
+    return "worked"
+
+
+def test_each_worker_creates_its_resource_when_it_starts(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """Resources exist before any task: the cost is paid up front, once per worker."""
+    pool = WorkerPool(life.lifecycle(), 3)
+    pools.append(pool)
+    wait_until(lambda: pool.stats().created == 3)
+    assert len({r.owner for r in life.made}) == 3
+
+
+# -- futures interoperate ------------------------------------------------------------------
+
+
+def test_futures_work_with_wait_as_completed_and_asyncio(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """Real concurrent.futures.Future objects: wait, as_completed and wrap_future all work."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    pools.append(pool)
+    futures = [pool.submit(use, i) for i in range(20)]
+    done, not_done = concurrent.futures.wait(futures, timeout=WAIT)
+    assert len(done) == 20 and not not_done
+    more = [pool.submit(use, i) for i in range(20)]
+    got = sorted(f.result() for f in concurrent.futures.as_completed(more, timeout=WAIT))
+    assert got == list(range(20))
+
+    async def main() -> list[object]:
+        return list(
+            await asyncio.gather(*(asyncio.wrap_future(pool.submit(use, i)) for i in [7, 8]))
+        )
+
+    assert asyncio.run(main()) == [7, 8]
+
+
+def test_wait_sees_futures_cancelled_at_shutdown(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """wait() returns for queued futures cancelled by shutdown (they are notified)."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    pools.append(pool)
+    started = threading.Event()
+    running = pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    queued = [pool.submit(use) for _ in range(5)]
+    waiter = concurrent.futures.ThreadPoolExecutor(1)
+    outcome = waiter.submit(concurrent.futures.wait, queued, WAIT)
+    pool.shutdown(wait=False, cancel_pending=True)
+    done, not_done = outcome.result(WAIT)
+    assert len(done) == 5 and not not_done
+    assert all(f.cancelled() for f in queued)
+    gate.set()
+    assert running.result(WAIT) == "unblocked"
+    waiter.shutdown()
+
+
+# -- failures in tasks and callbacks -------------------------------------------------------
+
+
+def test_exception_in_fn_reaches_only_its_future(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """A failing task fails its own future; the others and the resource carry on."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    pools.append(pool)
+
+    def fail(res: Owned) -> None:
+        raise Boom("task failed")
+
+    futures = [pool.submit(fail) if i % 3 == 0 else pool.submit(use, i) for i in range(9)]
+    for i, future in enumerate(futures):
+        if i % 3 == 0:
+            with pytest.raises(Boom, match="task failed"):
+                future.result(WAIT)
+        else:
+            assert future.result(WAIT) == i
+    stats = pool.stats()
+    assert (stats.completed, stats.failed, stats.created, stats.replaced) == (6, 3, 1, 0)
+    assert_accounts(stats)
+
+
+def test_abort_in_fn_discards_the_resource_but_keeps_the_worker(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """A BaseException that is not an Exception: its future gets it, the resource is
+    destroyed (never reset or reused), and the next task runs on a fresh one."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    pools.append(pool)
+
+    def abort(res: Owned) -> None:
+        raise Abort()
+
+    first = pool.submit(ident).result(WAIT)
+    with pytest.raises(Abort):
+        pool.submit(abort).result(WAIT)
+    second = pool.submit(ident).result(WAIT)
+    assert first[0] != second[0] and first[1] == second[1]  # new resource, same thread
+    assert life.made[0].destroyed and life.made[0].resets == 1  # reset after task 1 only
+    stats = pool.stats()
+    assert (stats.failed, stats.replaced, stats.workers) == (1, 1, 1)
+
+
+def test_failing_reset_replaces_the_resource_before_the_next_task(
+    life: Life, pools: list[WorkerPool[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """reset raising: the task's result stands, the resource is destroyed and replaced."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    pools.append(pool)
+    life.fail_reset = True
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        assert pool.submit(ident).result(WAIT)[0] == 0
+        assert pool.submit(ident).result(WAIT)[0] == 1
+        life.fail_reset = False
+        wait_until(lambda: pool.stats().reset_errors == 2)
+    assert "reset raised" in caplog.text
+    assert pool.submit(ident).result(WAIT)[0] == 2
+    stats = pool.stats()
+    assert (stats.reset_errors, stats.replaced, stats.completed) == (2, 2, 3)
+    assert life.made[0].destroyed and life.made[1].destroyed
+
+
+def test_broken_resources_are_replaced_and_no_task_is_lost(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """check finds resources a task broke; each is replaced and every task still runs."""
+    pool = WorkerPool(life.lifecycle(), 3)
+    pools.append(pool)
+
+    def break_it(res: Owned, i: int) -> int:
+        res.touch()
+        if i % 4 == 0:
+            res.broken = True  # the server hung up, say
+        return i
+
+    assert list(pool.map(break_it, range(100))) == list(range(100))
+    pool.shutdown(wait=True)
+    stats = pool.stats()
+    # Every break except possibly the last on each worker was caught by a check.
+    assert stats.check_failures >= 25 - 3
+    assert stats.replaced == stats.check_failures
+    assert stats.completed == 100
+    assert life.errors == []
+
+
+def test_check_raising_counts_as_unviable(pools: list[WorkerPool[Any]]) -> None:
+    """A check that raises is a failed check: replace, do not crash the worker."""
+    calls = itertools.count()
+
+    def check(res: object) -> bool:
+        if next(calls) == 0:
+            raise Boom("ping failed")
+        return True
+
+    pool = WorkerPool(object, 1, check=check)
+    pools.append(pool)
+    first = pool.submit(lambda r: r).result(WAIT)
+    second = pool.submit(lambda r: r).result(WAIT)  # checked (raises): replaced
+    assert first is not second
+    assert pool.stats().check_failures == 1
+
+
+def test_check_after_skips_checks_on_recently_used_resources(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """check_after=0 checks before every task (except on a fresh resource); a long
+    check_after never checks a busy resource."""
+    always = WorkerPool(life.lifecycle(), 1)
+    pools.append(always)
+    for _ in range(5):
+        always.submit(use).result(WAIT)
+    assert life.checks == 4  # the first task ran on a fresh resource
+    other = Life()
+    lazy = WorkerPool(other.lifecycle(), 1, check_after=3600)
+    pools.append(lazy)
+    for _ in range(5):
+        lazy.submit(use).result(WAIT)
+    assert other.checks == 0
+
+
+def test_check_after_checks_a_resource_idle_long_enough(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """A resource idle longer than check_after is checked before its next task."""
+    pool = WorkerPool(life.lifecycle(), 1, check_after=0.02)
+    pools.append(pool)
+    pool.submit(use).result(WAIT)
+    threading.Event().wait(0.05)  # idle time is the thing under test here
+    pool.submit(use).result(WAIT)
+    assert life.checks == 1
+
+
+def test_max_tasks_per_resource_recycles_the_resource_not_the_thread(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """After N tasks the resource is destroyed and recreated in the same thread."""
+    pool = WorkerPool(life.lifecycle(), 1, max_tasks_per_resource=3)
+    pools.append(pool)
+    served = [pool.submit(ident).result(WAIT) for _ in range(7)]
+    assert [n for n, _ in served] == [0, 0, 0, 1, 1, 1, 2]
+    assert len({thread for _, thread in served}) == 1
+    wait_until(lambda: pool.stats().created == 3)
+    stats = pool.stats()
+    assert (stats.replaced, stats.destroyed, stats.resources) == (2, 2, 1)
+
+
+def test_destroy_errors_are_counted_and_logged_not_raised(
+    life: Life, caplog: pytest.LogCaptureFixture
+) -> None:
+    """destroy raising at shutdown reaches nobody's code; it is counted and logged."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    assert pool.submit(use, 1).result(WAIT) == 1
+    life.fail_destroy = True
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        pool.shutdown(wait=True)
+    stats = pool.stats()
+    assert (stats.destroy_errors, stats.destroyed, stats.resources) == (2, 2, 0)
+    assert "destroy raised" in caplog.text
+
+
+# -- create failing ------------------------------------------------------------------------
+
+
+def test_create_failing_then_recovering(
+    life: Life, pools: list[WorkerPool[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Creates that fail are retried with backoff while tasks wait; the tasks then run."""
+    life.fail_create = 3
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        pool = WorkerPool(life.lifecycle(), 1)
+        pools.append(pool)
+        futures = [pool.submit(use, i) for i in range(5)]
+        assert [f.result(WAIT) for f in futures] == list(range(5))
+    assert "create failed" in caplog.text
+    stats = pool.stats()
+    assert (stats.create_errors, stats.created, stats.workers) == (3, 1, 1)
+
+
+def test_create_failing_for_good_fails_tasks_after_timeout(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """If create keeps failing, each task fails once it waited `timeout`, with a PoolTimeout
+    chained to the create error; the worker survives and recovers when create does."""
+    life.fail_create_forever = True
+    pool = WorkerPool(life.lifecycle(), 1, timeout=0.1)
+    pools.append(pool)
+    futures = [pool.submit(use, i) for i in range(3)]
+    for future in futures:
+        error = future.exception(WAIT)
+        assert isinstance(error, respool.PoolTimeout)
+        assert isinstance(error.__cause__, Boom)
+    stats = pool.stats()
+    assert stats.failed == 3 and stats.create_errors >= 1 and stats.workers == 1
+    life.fail_create_forever = False
+    wait_until(lambda: pool.stats().created == 1)  # at its next retry
+    assert pool.submit(use, 42).result(WAIT) == 42
+
+
+def test_shutdown_does_not_hang_when_create_keeps_failing(life: Life) -> None:
+    """timeout=None and create failing forever: shutdown still ends, failing queued tasks."""
+    life.fail_create_forever = True
+    pool = WorkerPool(life.lifecycle(), 2)
+    futures = [pool.submit(use) for _ in range(4)]
+    done = threading.Event()
+    stopper = threading.Thread(target=lambda: (pool.shutdown(wait=True), done.set()))
+    stopper.start()
+    assert done.wait(WAIT)
+    for future in futures:
+        error = future.exception(WAIT)
+        assert isinstance(error, respool.PoolClosed)
+        assert isinstance(error.__cause__, Boom)
+    assert_accounts(pool.stats())
+
+
+def test_retry_delay_doubles_to_a_cap_with_jitter() -> None:
+    """Backoff: ~0.05 s doubling to 2 s, each delay jittered within its upper half."""
+    top = [retry_delay(n, lambda a, b: b) for n in range(1, 10)]
+    assert top[:4] == [0.05, 0.1, 0.2, 0.4]
+    assert max(top) == top[-1] == 2.0
+    assert retry_delay(3, lambda a, b: a) == 0.1
+    assert retry_delay(10_000, lambda a, b: b) == 2.0
+
+
+# -- capacity: block, reject, timeout --------------------------------------------------------
+
+
+def test_reject_raises_pool_full_when_the_queue_is_full(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """on_full="reject": the submit past max_pending raises PoolFull at once."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=2, on_full="reject")
+    pools.append(pool)
+    started = threading.Event()
+    running = pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    queued = [pool.submit(use, i) for i in range(2)]
+    with pytest.raises(respool.PoolFull, match="max_pending"):
+        pool.submit(use, 99)
+    stats = pool.stats()
+    assert (stats.queued, stats.busy, stats.rejected, stats.submitted) == (2, 1, 1, 3)
+    gate.set()
+    assert running.result(WAIT) == "unblocked"
+    assert [f.result(WAIT) for f in queued] == [0, 1]
+    assert pool.submit(use, 3).result(WAIT) == 3  # room again
+
+
+def test_block_waits_then_times_out(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """on_full="block" with a timeout: PoolTimeout (a TimeoutError) when no room appears."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=1, timeout=0.05)
+    pools.append(pool)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    pool.submit(use)
+    with pytest.raises(respool.PoolTimeout) as caught:
+        pool.submit(use)
+    assert isinstance(caught.value, TimeoutError)
+    stats = pool.stats()
+    assert (stats.timeouts, stats.submitted, stats.queued) == (1, 2, 1)
+
+
+def test_block_with_zero_timeout_never_waits(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """timeout=0 means never wait: a full queue raises PoolTimeout at once."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=1, timeout=0)
+    pools.append(pool)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    pool.submit(use)
+    with pytest.raises(respool.PoolTimeout):
+        pool.submit(use)
+
+
+def test_blocked_submitters_get_in_when_room_frees_in_arrival_order(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """Submitters waiting for room are admitted first come, first served, and none is lost."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=1)
+    pools.append(pool)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    pool.submit(use, "queued")
+    order: list[int] = []
+    futures: dict[int, concurrent.futures.Future[object]] = {}
+
+    def record(res: Owned, i: int) -> None:
+        res.touch()
+        order.append(i)
+
+    def submitter(i: int) -> None:
+        futures[i] = pool.submit(record, i)
+
+    threads = []
+    for i in range(4):
+        thread = threading.Thread(target=submitter, args=(i,))
+        thread.start()
+        threads.append(thread)
+        wait_until(lambda n=i: len(pool._shared.waiters) == n + 1)
+    gate.set()
+    for thread in threads:
+        thread.join(WAIT)
+    for future in futures.values():
+        future.result(WAIT)
+    assert order == [0, 1, 2, 3]
+
+
+def test_shutdown_releases_blocked_submitters_with_pool_closed(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """A submit waiting for room when the pool shuts down raises PoolClosed."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=1)
+    pools.append(pool)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    pool.submit(use)
+    outcome: list[BaseException] = []
+
+    def submitter() -> None:
+        try:
+            pool.submit(use)
+        except respool.PoolClosed as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=submitter)
+    thread.start()
+    wait_until(lambda: len(pool._shared.waiters) == 1)
+    pool.shutdown(wait=False)
+    thread.join(WAIT)
+    assert len(outcome) == 1
+    gate.set()
+
+
+# -- shutdown ----------------------------------------------------------------------------------
+
+
+def test_shutdown_drains_queued_tasks_by_default(life: Life) -> None:
+    """shutdown(wait=True) runs everything queued, then destroys every resource."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    futures = [pool.submit(use, i) for i in range(50)]
+    pool.shutdown(wait=True)
+    assert [f.result(0) for f in futures] == list(range(50))
+    stats = pool.stats()
+    assert (stats.completed, stats.workers, stats.resources) == (50, 0, 0)
+    assert all(r.destroyed for r in life.made)
+    assert_accounts(stats)
+
+
+def test_shutdown_cancel_pending_cancels_what_has_not_started(
+    life: Life, gate: threading.Event
+) -> None:
+    """cancel_pending=True: the running task finishes, queued ones are cancelled."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    started = threading.Event()
+    running = pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    queued = [pool.submit(use, i) for i in range(10)]
+    pool.shutdown(wait=False, cancel_pending=True)
+    gate.set()
+    pool.shutdown(wait=True)
+    assert running.result(0) == "unblocked"
+    assert all(f.cancelled() for f in queued)
+    stats = pool.stats()
+    assert (stats.cancelled, stats.completed) == (10, 1)
+    assert_accounts(stats)
+
+
+def test_submit_after_shutdown_raises_and_shutdown_is_idempotent(life: Life) -> None:
+    """PoolClosed after shutdown; a second shutdown (any arguments) is harmless."""
+    with WorkerPool(life.lifecycle(), 2) as pool:
+        assert pool.submit(use, 1).result(WAIT) == 1
+    assert pool.closed
+    with pytest.raises(respool.PoolClosed):
+        pool.submit(use)
+    with pytest.raises(respool.PoolClosed):
+        list(pool.map(use, [1]))
+    pool.shutdown()
+    pool.shutdown(wait=False, cancel_pending=True)
+    assert pool.stats().destroyed == 2
+    assert "closed" in repr(pool)
+
+
+def test_cancelled_queued_future_never_runs(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """A caller may cancel a queued future; the worker skips it."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    pools.append(pool)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    ran: list[int] = []
+    victim = pool.submit(lambda r: ran.append(1))
+    assert victim.cancel()
+    gate.set()
+    assert pool.submit(use, 2).result(WAIT) == 2
+    assert ran == [] and pool.stats().cancelled == 1
+
+
+def test_shutdown_from_inside_a_task_does_not_deadlock(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """A task may shut its own pool down (with wait=True) without joining itself."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    pools.append(pool)
+    assert pool.submit(lambda r: pool.shutdown(wait=True)).result(WAIT) is None
+    assert pool.closed
+
+
+def test_exactly_once_when_shutdown_races_with_submitters(life: Life) -> None:
+    """Many submitters and shutdown(cancel_pending=True) at once: every future handed out
+    completes exactly once (result or cancelled), and no submit that raised leaked one."""
+    pool = WorkerPool(life.lifecycle(), 3, max_pending=20)
+    callbacks: dict[int, int] = {}
+    lock = threading.Lock()
+    handed_out: list[concurrent.futures.Future[object]] = []
+    refused = itertools.count()
+    start = threading.Barrier(7)
+
+    def count(future: concurrent.futures.Future[object]) -> None:
+        with lock:
+            callbacks[id(future)] = callbacks.get(id(future), 0) + 1
+
+    def submitter() -> None:
+        start.wait(WAIT)
+        while True:
+            try:
+                future = pool.submit(use, 1)
+            except respool.PoolClosed:
+                next(refused)
+                return
+            future.add_done_callback(count)
+            with lock:
+                handed_out.append(future)
+
+    threads = [threading.Thread(target=submitter) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    start.wait(WAIT)
+    wait_until(lambda: len(handed_out) >= 200)
+    pool.shutdown(wait=True, cancel_pending=True)
+    for thread in threads:
+        thread.join(WAIT)
+    assert next(refused) == 6
+    assert all(f.done() for f in handed_out)
+    assert all(callbacks[id(f)] == 1 for f in handed_out)
+    assert sum(f.cancelled() for f in handed_out) + sum(
+        not f.cancelled() and f.result() == 1 for f in handed_out
+    ) == len(handed_out)
+    stats = pool.stats()
+    assert stats.submitted == len(handed_out)
+    assert stats.completed + stats.cancelled == stats.submitted
+    assert_accounts(stats)
+    assert life.errors == []
+
+
+def test_unreferenced_pool_stops_its_workers(life: Life) -> None:
+    """Workers do not keep a forgotten pool alive: it is collected, queued work still
+    runs, and every resource is destroyed in its own thread."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    future = pool.submit(use, 5)
+    threads = [w.thread for w in pool._shared.workers]
+    ref = weakref.ref(pool)
+    del pool
+    gc.collect()
+    assert ref() is None
+    for thread in threads:
+        assert thread is not None
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert future.result(0) == 5
+    assert len(life.destroyed) == 2 and life.errors == []
+
+
+# -- map -------------------------------------------------------------------------------------
+
+
+class Source:
+    """An input iterator counting how many items were pulled."""
+
+    def __init__(self, items: Iterator[int]) -> None:
+        self.items = items
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        item = next(self.items)
+        self.pulled += 1
+        return item
+
+
+def test_map_is_lazy_over_an_infinite_iterator(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """map over itertools.count(): results in order, input pulled only a window ahead."""
+    pool = WorkerPool(life.lifecycle(), 2, max_pending=4)
+    pools.append(pool)
+    source = Source(itertools.count())
+    results = pool.map(use, source)
+    assert source.pulled == 0  # nothing happens until iteration starts
+    assert list(itertools.islice(results, 50)) == list(range(50))
+    assert source.pulled <= 50 + 4
+    results.close()  # type: ignore[attr-defined]
+
+
+def test_map_never_has_more_than_the_window_in_flight(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """In flight (pulled, not yet yielded) never exceeds max_pending, or 2*workers."""
+    for max_pending, window in [(3, 3), (None, 4)]:
+        pool = WorkerPool(life.lifecycle(), 2, max_pending=max_pending)
+        pools.append(pool)
+        source = Source(iter(range(200)))
+        yielded = 0
+        peak = 0
+        for value in pool.map(use, source):
+            peak = max(peak, source.pulled - yielded)
+            assert value == yielded
+            yielded += 1
+        assert peak == window
+        assert yielded == 200
+
+
+def test_map_keeps_input_order_whatever_the_finishing_order(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """Later items may finish first; map still yields in input order."""
+    pool = WorkerPool(life.lifecycle(), 4)
+    pools.append(pool)
+    gates = [threading.Event() for _ in range(4)]
+    finished: list[int] = []
+
+    def task(res: Owned, i: int) -> int:
+        if i < 3:
+            assert gates[i].wait(WAIT)  # item i finishes only after item i + 1
+        finished.append(i)
+        if i > 0:
+            gates[i - 1].set()
+        return i
+
+    assert list(pool.map(task, range(4))) == [0, 1, 2, 3]
+    assert finished == [3, 2, 1, 0]
+
+
+def test_map_with_several_iterables_stops_at_the_shortest(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """Like the builtin map: items taken in step; the shortest iterable ends it."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    pools.append(pool)
+    out = list(pool.map(lambda r, a, b: a + b, [1, 2, 3], itertools.count(10)))
+    assert out == [11, 13, 15]
+
+
+def test_breaking_out_of_map_cancels_the_rest_and_pulls_nothing_more(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """Closing the iterator early cancels tasks not started and stops pulling input."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=5)
+    pools.append(pool)
+    source = Source(itertools.count())
+    ran: list[int] = []
+
+    def task(res: Owned, i: int) -> int:
+        if i == 1:
+            assert gate.wait(WAIT)
+        ran.append(i)
+        return i
+
+    results = pool.map(task, source)
+    assert next(results) == 0
+    pulled = source.pulled
+    results.close()  # type: ignore[attr-defined]
+    gate.set()
+    pool.shutdown(wait=True)
+    assert source.pulled == pulled
+    assert ran == [0, 1]  # 1 was already running; the rest were cancelled
+    assert pool.stats().cancelled == pulled - 2
+
+
+def test_map_error_propagates_and_cancels_the_rest(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """An item's exception is raised from the iterator at that item's turn."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=4)
+    pools.append(pool)
+
+    def task(res: Owned, i: int) -> int:
+        if i == 2:
+            raise Boom("item 2")
+        return i
+
+    got: list[int] = []
+    with pytest.raises(Boom, match="item 2"):
+        for value in pool.map(task, itertools.count()):
+            got.append(value)
+    assert got == [0, 1]
+
+
+def test_map_timeout_bounds_the_whole_iteration(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """map(timeout=) is a deadline for the iteration: PoolTimeout when it passes."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    pools.append(pool)
+    with pytest.raises(respool.PoolTimeout):
+        list(pool.map(lambda r, _: blocked(None, gate)(r), [1, 2], timeout=0.05))
+
+
+def test_map_waits_for_room_instead_of_raising_pool_full(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """With on_full="reject", submit may raise PoolFull, but map waits for its window."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=1, on_full="reject")
+    pools.append(pool)
+    started = threading.Event()
+    first = pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    other = pool.submit(use, "other")  # the queue is now full
+    results = pool.map(use, range(5))
+    opener = threading.Timer(0.05, gate.set)
+    opener.start()
+    assert list(results) == list(range(5))
+    assert first.result(WAIT) == "unblocked" and other.result(WAIT) == "other"
+    assert pool.stats().rejected == 0
+    opener.join()
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "names"),
+    [
+        ({"workers": 0}, ValueError, "workers"),
+        ({"workers": -2}, ValueError, "workers"),
+        ({"workers": "2"}, TypeError, "workers"),
+        ({"workers": 2.0}, TypeError, "workers"),
+        ({"workers": True}, TypeError, "workers"),
+        ({"workers": 1, "on_full": "drop"}, ValueError, "on_full"),
+        ({"workers": 1, "max_pending": -1}, ValueError, "max_pending"),
+        ({"workers": 1, "max_pending": 0}, ValueError, "max_pending"),
+        ({"workers": 1, "max_pending": 1.5}, TypeError, "max_pending"),
+        ({"workers": 1, "timeout": -1}, ValueError, "timeout"),
+        ({"workers": 1, "timeout": "soon"}, TypeError, "timeout"),
+        ({"workers": 1, "check_after": -0.5}, ValueError, "check_after"),
+        ({"workers": 1, "check_after": None}, TypeError, "check_after"),
+        ({"workers": 1, "max_tasks_per_resource": 0}, ValueError, "max_tasks_per_resource"),
+        ({"workers": 1, "name": 7}, TypeError, "name"),
+        ({"workers": 1, "reset": "no"}, TypeError, "reset"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(
+    options: dict[str, Any], error: type[Exception], names: str
+) -> None:
+    """Bad configuration fails at construction, naming the parameter and the range."""
+    with pytest.raises(error, match=names):
+        WorkerPool(object, **options)
+
+
+def test_bad_create_and_fn_are_type_errors(pools: list[WorkerPool[Any]]) -> None:
+    """A non-callable create, submitted fn or mapped fn is a TypeError naming it."""
+    with pytest.raises(TypeError, match="create"):
+        WorkerPool("nope", 1)  # type: ignore[arg-type]
+    pool = WorkerPool(object, 1)
+    pools.append(pool)
+    with pytest.raises(TypeError, match="fn"):
+        pool.submit("nope")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fn"):
+        pool.map("nope", [1])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        pool.map(use, [1], timeout=-1)
+    assert pool.stats().submitted == 0
+
+
+def test_lifecycle_and_keywords_combine(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """A Lifecycle may be completed with keywords; naming a callback twice is an error."""
+    with pytest.raises(TypeError, match="reset"):
+        WorkerPool(life.lifecycle(), 1, reset=life.reset)
+    pool = WorkerPool(respool.Lifecycle(life.create), 1, destroy=life.destroy, name="combo")
+    pools.append(pool)
+    assert pool.submit(use, 1).result(WAIT) == 1
+    pool.shutdown()
+    assert life.destroyed == life.made
+    assert pool.stats().name == "combo"
+
+
+def test_stats_snapshot_is_frozen_and_exports_as_dict(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """WorkerStats is immutable; as_dict carries every field."""
+    pool = WorkerPool(life.lifecycle(), 2, name="stats")
+    pools.append(pool)
+    pool.submit(use).result(WAIT)
+    stats = pool.stats()
+    with pytest.raises(AttributeError):
+        stats.completed = 5  # type: ignore[misc]
+    exported = stats.as_dict()
+    assert exported["name"] == "stats" and exported["completed"] == 1
+    assert exported["workers"] == 2
+    assert_accounts(stats)
