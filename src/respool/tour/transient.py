@@ -116,24 +116,24 @@ def run(quick: bool) -> str:
     us = _micro()
     print("  TransientPool keeps objects in a per-thread cache until they are reused or a")
     print("  full garbage collection passes twice; BufferPool keeps one TransientPool per")
-    print("  power-of-two buffer size. Nobody ever waits, so they suit threads and asyncio.")
+    print("  power-of-two buffer size. Nobody ever waits: they suit threads and asyncio.")
     print("  Operation: get a buffer of n bytes and give it back.")
     print("  Plain: bytearray(n) every time (allocates and zero-fills n bytes).")
     scale, rounds = (50, 3) if quick else (1, 5)
     print(f"  Timed: best of {rounds} rounds per size.")
     print()
     figures = {size: _measure(size, max(5, _COUNTS[size] // scale), rounds) for size in SIZES}
-    print(f"  {'buffer':<8}{ALLOC:>14}{TRANSIENT:>20}{BUFFERS:>20}")
-    print(f"  {'':<8}{us + '/op':>14}{us + '/op':>11}{'x plain':>9}{us + '/op':>11}{'x plain':>9}")
+    print(f"  {'buffer':<8}{ALLOC:>13}{TRANSIENT:>19}{BUFFERS:>19}")
+    print(f"  {'':<8}{us + '/op':>13}{us + '/op':>10}{'x plain':>9}{us + '/op':>10}{'x plain':>9}")
     verdicts = {}
     for size, micros in figures.items():
         plain = micros[ALLOC]
         best_pool = min(micros[TRANSIENT], micros[BUFFERS])
         verdicts[size] = _verdict(plain / best_pool)
         print(
-            f"  {_label(size):<8}{plain:>14.2f}"
-            f"{micros[TRANSIENT]:>11.2f}{micros[TRANSIENT] / plain:>9.3f}"
-            f"{micros[BUFFERS]:>11.2f}{micros[BUFFERS] / plain:>9.3f}   {verdicts[size]}"
+            f"  {_label(size):<8}{plain:>13.2f}"
+            f"{micros[TRANSIENT]:>10.2f}{micros[TRANSIENT] / plain:>9.3f}"
+            f"{micros[BUFFERS]:>10.2f}{micros[BUFFERS] / plain:>9.3f}  {verdicts[size]}"
         )
     small, large = figures[SIZES[0]], figures[SIZES[-1]]
     small_ratio = min(small[TRANSIENT], small[BUFFERS]) / small[ALLOC]
