@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import respool
 from respool import _debug
@@ -212,11 +214,16 @@ def test_reset_raising_still_in_use_reaches_the_caller(make_pool: PoolFactory) -
     assert stats.in_use == 0
 
 
-def test_poison_fills_buffers() -> None:
-    """poison() overwrites every byte with the marker, whatever the view's format."""
-    buf = bytearray(b"secret")
+@given(st.binary(max_size=5000))
+def test_poison_fills_buffers(data: bytes) -> None:
+    """poison() overwrites every byte with the marker, whatever the length."""
+    buf = bytearray(data)
     _debug.poison(buf)
-    assert buf == bytes([_debug.POISON]) * 6
+    assert buf == bytes([_debug.POISON]) * len(data)
+
+
+def test_poison_fills_views_of_any_format() -> None:
+    """poison() works on a memoryview of another format, byte by byte."""
     words = memoryview(bytearray(8)).cast("I")
     _debug.poison(words)
     assert bytes(words) == bytes([_debug.POISON]) * 8

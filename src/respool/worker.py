@@ -653,8 +653,9 @@ class WorkerPool(Generic[T]):
     ``create`` is a :class:`~respool.Lifecycle` or a bare callable plus ``reset=``,
     ``check=``, ``destroy=``. Options:
 
-    * ``workers`` — threads, hence resources. No default: each holds an expensive resource
-      (a database connection, say), so the count is a capacity decision only you can make.
+    * ``workers`` — threads, hence resources (default 4, as ``FixedPool``'s ``size``). Each
+      holds an expensive resource (a database connection, say): size it to what the resource's
+      server can take, not to the number of cores.
     * ``max_pending`` — tasks allowed to queue (not yet running); ``None`` (default): no
       bound. It must be at least 1: with no queue at all a submit could succeed only at the
       instant a worker is idle, which a queue cannot promise without a hand-shake per task.
@@ -674,7 +675,7 @@ class WorkerPool(Generic[T]):
     def __init__(
         self,
         create: Lifecycle[T] | Callable[[], T],
-        workers: int,
+        workers: int = 4,
         *,
         max_pending: int | None = None,
         on_full: str = "block",

@@ -66,7 +66,7 @@ class _Plan:
 
 # Tuned so the full tour takes 40-60 s on a noisy two-core machine. TCP stays modest because
 # every fresh connection leaves a socket in TIME_WAIT for a minute.
-_FULL: Final = _Plan(quick=False, rounds=9, temp_ops=40_000, sqlite_ops=14_000, tcp_ops=1_200)
+_FULL: Final = _Plan(quick=False, rounds=7, temp_ops=40_000, sqlite_ops=14_000, tcp_ops=1_200)
 _QUICK: Final = _Plan(quick=True, rounds=3, temp_ops=2_000, sqlite_ops=800, tcp_ops=120)
 
 

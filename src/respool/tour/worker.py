@@ -225,7 +225,7 @@ def _measure(count: int, rounds: int) -> list[_Outcome]:
 def run(quick: bool) -> str:
     """Print the section; return one summary sentence built from its measurements."""
     heading("4. WorkerPool: a compressor and a writer per worker")
-    count, rounds = (1_500, 2) if quick else (12_000, 3)
+    count, rounds = (1_500, 2) if quick else (8_000, 3)
     us = micro()
     print_wrapped(
         f"The article's worker pool, for real: {count:,} log records, each compressed with"
