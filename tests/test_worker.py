@@ -391,22 +391,28 @@ def test_check_raising_counts_as_unviable(pools: list[WorkerPool[Any]]) -> None:
 
     pool = WorkerPool(object, 1, check=check)
     pools.append(pool)
-    first = pool.submit(lambda r: r).result(WAIT)
-    second = pool.submit(lambda r: r).result(WAIT)  # checked (raises): replaced
-    assert first is not second
-    assert pool.stats().check_failures == 1
+    wait_until(lambda: pool.stats().created == 1)
+    start_up = pool._shared.workers[0]  # the record, not the resource: count replacements
+    first = pool.submit(lambda r: r).result(WAIT)  # the start-up resource: check raises
+    second = pool.submit(lambda r: r).result(WAIT)  # the replacement, checked: passes
+    assert first is second
+    stats = pool.stats()
+    assert stats.check_failures == 1
+    assert stats.created == 2
+    assert stats.replaced == 1
+    assert start_up.alive
 
 
 def test_check_after_skips_checks_on_recently_used_resources(
     life: Life, pools: list[WorkerPool[Any]]
 ) -> None:
-    """check_after=0 checks before every task (except on a fresh resource); a long
+    """check_after=0 checks before every task (the start-up resource too); a long
     check_after never checks a busy resource."""
     always = WorkerPool(life.lifecycle(), 1)
     pools.append(always)
     for _ in range(5):
         always.submit(use).result(WAIT)
-    assert life.checks == 4  # the first task ran on a fresh resource
+    assert life.checks == 5
     other = Life()
     lazy = WorkerPool(other.lifecycle(), 1, check_after=3600)
     pools.append(lazy)

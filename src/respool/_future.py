@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from _thread import RLock
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from concurrent.futures._base import (
     CANCELLED,
@@ -77,7 +78,7 @@ _FAST_INIT: Final = set(vars(Future())) == _KNOWN_FIELDS
 class TaskFuture(Future[T]):
     """A ``concurrent.futures.Future`` whose waits cost a lock acquire (see module doc)."""
 
-    __slots__ = ("_done",)
+    __slots__ = ("_done", "on_cancel")
 
     _condition: Any
     _state: str
@@ -99,6 +100,9 @@ class TaskFuture(Future[T]):
             self._condition = _Condition()
         done = self._done = threading.Lock()
         done.acquire()
+        #: Called with the future, under its ``_condition``, when ``cancel()`` moves it from
+        #: PENDING to CANCELLED (a pool uses it to free the queue slot at once).
+        self.on_cancel: Callable[[TaskFuture[Any]], object] | None = None
 
     def _call_back(self) -> None:
         """Run the done callbacks, logging their errors, as the stock future does."""
@@ -157,6 +161,9 @@ class TaskFuture(Future[T]):
                 return True  # cancelled already
             self._state = CANCELLED
             self._done.release()
+            hook = self.on_cancel
+            if hook is not None:
+                hook(self)
         self._call_back()
         return True
 

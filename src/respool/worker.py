@@ -78,6 +78,7 @@ P = ParamSpec("P")
 log = logging.getLogger("respool")
 
 _ON_FULL: Final = ("block", "reject")
+_CANCELLED_STATES: Final = ("CANCELLED", "CANCELLED_AND_NOTIFIED")
 _names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
 
 #: Retry delays after a failed ``create``: the first is about ``_RETRY_BASE`` seconds, each next
@@ -88,7 +89,7 @@ _RETRY_CAP: Final = 2.0
 
 #: What a worker finds in the queue: a task, or ``None`` meaning "stop". A task is a plain tuple
 #: (future, fn, args, kwargs, enqueued at): the cheapest thing to build on the hot path.
-_Task = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], float]
+_Task = tuple[TaskFuture[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], float]
 
 
 def retry_delay(failures: int, rng: Callable[[float, float], float] = random.uniform) -> float:
@@ -165,6 +166,7 @@ class _Worker:
         "destroy_errors",
         "destroyed",
         "failed",
+        "has",
         "holding",
         "replaced",
         "reset_errors",
@@ -179,6 +181,8 @@ class _Worker:
         self.stopped = False
         #: True while the worker holds a task it took from the queue.
         self.holding = False
+        #: True while the worker has a live resource (others read it to leave tasks to it).
+        self.has = False
         self.completed = 0
         self.failed = 0
         self.cancelled = 0
@@ -254,6 +258,10 @@ class _Shared(Generic[T]):
         self.stop_token = [True]
         self.stops_put = 0
 
+        #: Tasks still in the queue whose future was cancelled (bounded pools only): they will
+        #: never run, so they do not count against ``max_pending``. Under ``lock``.
+        self.ghosts = 0
+
         # Submit-side counters, changed under ``lock``.
         self.submitted = 0
         self.rejected = 0
@@ -266,8 +274,26 @@ class _Shared(Generic[T]):
     # -- admission (all under ``lock``) -------------------------------------------------------
 
     def room(self) -> bool:
-        """Is there room for one more queued task?"""
-        return self.max_pending is None or self.queue.qsize() < self.max_pending
+        """Is there room for one more queued task? (Cancelled ones take none.)"""
+        return self.max_pending is None or self.queue.qsize() - self.ghosts < self.max_pending
+
+    def ghost_appeared(self, future: TaskFuture[Any]) -> None:
+        """``on_cancel`` of a queued task's future (bounded pools): its slot is free now.
+
+        Runs under the future's condition; the lock order is always future, then pool.
+        """
+        with self.lock:
+            self.ghosts += 1
+            self.serve_waiters()
+
+    def unqueued(self, future: TaskFuture[Any]) -> None:
+        """A task left the queue (taken by a worker or drained): it is no longer a ghost."""
+        with future._condition:
+            future.on_cancel = None
+            ghost = future._state in _CANCELLED_STATES
+        if ghost:
+            with self.lock:
+                self.ghosts -= 1
 
     def serve_waiters(self) -> None:
         """Enqueue waiting submitters' tasks, first come first served, while there is room."""
@@ -319,20 +345,35 @@ class _Shared(Generic[T]):
                 stops += 1
                 continue
             future = task[0]
-            future.cancel()
-            future.set_running_or_notify_cancel()  # wakes wait() and as_completed()
+            if self.max_pending is not None:
+                self.unqueued(future)
+            try:
+                future.cancel()
+                future.set_running_or_notify_cancel()  # wakes wait() and as_completed()
+            except BaseException:  # a done callback's: it must not stop the shutdown
+                log.exception("pool %r: a done callback raised", self.name)
             cancelled += 1
         for _ in range(stops):
             self.queue.put(None)
         return cancelled
 
     def join(self) -> None:
-        """Wait for every worker thread to end (never for the calling thread itself)."""
+        """Wait for every worker thread to end.
+
+        Not when called from one of the workers: it would wait for the others, and two tasks
+        shutting their pool down at once would wait for each other forever.
+        """
         me = threading.current_thread()
+        if any(worker.thread is me for worker in self.workers):
+            return
         for worker in self.workers:
             thread = worker.thread
-            if thread is not None and thread is not me and thread.is_alive():
+            if thread is not None and thread.is_alive():
                 thread.join()
+
+    def anyone_else_has(self, me: _Worker) -> bool:
+        """Does another worker hold a live resource (and so can run tasks)?"""
+        return any(worker.has for worker in self.workers if worker is not me)
 
     def shutdown(self, wait: bool, cancel_pending: bool) -> None:
         with self.lock:
@@ -374,7 +415,9 @@ def _shutdown_all_at_exit() -> None:
     with _live_lock:
         pools = list(_live)
     for shared in pools:
-        shared.put_stops()
+        # Closed under the lock first, so a submitter still waiting for room is refused
+        # rather than let in behind the stop markers.
+        shared.shutdown(wait=False, cancel_pending=False)
     for shared in pools:
         shared.join()
 
@@ -407,6 +450,8 @@ class _Runner(Generic[T]):
         self.idle_since = 0.0
         self.failures = 0
         self.retry_at = 0.0
+        #: Made its one last create attempt since the shutdown began.
+        self.tried_at_stop = False
         self.last_error: BaseException | None = None
 
     def run(self) -> None:
@@ -415,6 +460,7 @@ class _Runner(Generic[T]):
         get = shared.queue.get
         waiters = shared.waiters
         check = self.check
+        bounded = shared.max_pending is not None
         try:
             while True:
                 if self.have:
@@ -423,10 +469,16 @@ class _Runner(Generic[T]):
                     # No eager create now: a resource made only to be destroyed is waste. A
                     # task still queued makes one itself (wait_for_resource).
                     task = get()
-                elif monotonic() >= self.retry_at and self.create():
+                elif monotonic() >= self.retry_at and self.create(for_task=False):
+                    continue
+                elif shared.anyone_else_has(me):
+                    # Between create attempts, while another worker can run tasks: leave
+                    # them to it rather than hold one hostage to this worker's retries.
+                    shared.stopping.wait(max(0.0, self.retry_at - monotonic()))
                     continue
                 else:
-                    # Between create attempts: take a task to hold, or retry when due.
+                    # No worker can run anything: take a task to hold (it fails past its
+                    # timeout if create keeps failing), or retry when due.
                     try:
                         task = get(timeout=max(0.0, self.retry_at - monotonic()))
                     except Empty:
@@ -435,6 +487,8 @@ class _Runner(Generic[T]):
                     me.stopped = True
                     break
                 me.holding = True
+                if bounded:
+                    shared.unqueued(task[0])
                 if waiters:
                     with shared.lock:
                         shared.serve_waiters()
@@ -484,24 +538,34 @@ class _Runner(Generic[T]):
         except Exception as exc:
             me.failed += 1
             me.holding = False
-            future.set_exception(exc)
+            self.settle(future.set_exception, exc)
             del exc
         except BaseException as exc:
             # Abort means discard: the task was cut short, so its resource may be half-way
             # through something; it never serves another task. The worker itself carries on.
             me.failed += 1
             me.holding = False
-            future.set_exception(exc)
+            self.settle(future.set_exception, exc)
             del exc
             self.discard(replace=True)
             return
         else:
             me.completed += 1
             me.holding = False
-            future.set_result(result)
+            try:
+                future.set_result(result)
+            except BaseException:  # from a done callback: the worker must survive it
+                log.exception("pool %r: a done callback raised", self.shared.name)
             del result
         if self.cleanup:
             self.after_task()
+
+    def settle(self, setter: Callable[[Any], None], value: object) -> None:
+        """Settle a future; a done callback's error is logged, never lets the worker die."""
+        try:
+            setter(value)
+        except BaseException:
+            log.exception("pool %r: a done callback raised", self.shared.name)
 
     def after_task(self) -> None:
         """``reset``, then recycle the resource if it served its quota."""
@@ -540,8 +604,14 @@ class _Runner(Generic[T]):
             self.discard(replace=True)
         return ok
 
-    def create(self) -> bool:
-        """One attempt at making this worker's resource."""
+    def create(self, *, for_task: bool) -> bool:
+        """One attempt at making this worker's resource.
+
+        A resource made *for_task* (for the task in hand) is used without a check: a check
+        that always fails must not make the worker spin. One made ahead, at start-up or after
+        a replacement, may sit idle for long, so it is checked like any other (subject to
+        ``check_after``, counted from its creation).
+        """
         shared = self.shared
         try:
             resource = shared.lifecycle.create()
@@ -561,13 +631,13 @@ class _Runner(Generic[T]):
             return False
         self.resource = resource
         self.have = True
-        self.fresh = True
+        self.fresh = for_task
         self.uses = 0
         self.failures = 0
         self.last_error = None
         self.me.created += 1
-        if shared.check_after:
-            self.idle_since = monotonic()
+        self.me.has = True
+        self.idle_since = monotonic()
         return True
 
     def wait_for_resource(self, task: _Task) -> bool:
@@ -584,13 +654,15 @@ class _Runner(Generic[T]):
                 future.set_running_or_notify_cancel()  # wakes wait() and as_completed()
                 return False
             now = monotonic()
-            give_up = deadline is not None and now >= deadline
             stopping = shared.stopping.is_set()
-            if now >= self.retry_at or (stopping and deadline is None):
-                if self.create():
+            # Shutting down: one last attempt now, then give up, whatever the timeout (a
+            # shutdown must not wait out a long timeout for a create that keeps failing).
+            last_chance = stopping and not self.tried_at_stop
+            if now >= self.retry_at or last_chance:
+                self.tried_at_stop = stopping
+                if self.create(for_task=True):
                     return True
-                give_up = give_up or (stopping and deadline is None)
-            if give_up:
+            if stopping or (deadline is not None and now >= deadline):
                 self.fail_unserved(future, stopping)
                 return False
             until = self.retry_at if deadline is None else min(self.retry_at, deadline)
@@ -602,7 +674,7 @@ class _Runner(Generic[T]):
         """Settle a task no resource could be made for, chaining the last create error."""
         shared = self.shared
         error: Exception
-        if stopping and shared.timeout is None:
+        if stopping:
             error = PoolClosed(
                 f"pool {shared.name!r} shut down before a resource could be created for this"
                 f" task (last create error: {self.last_error!r})"
@@ -616,7 +688,7 @@ class _Runner(Generic[T]):
         if future.set_running_or_notify_cancel():
             self.me.failed += 1
             self.me.holding = False
-            future.set_exception(error)
+            self.settle(future.set_exception, error)
         else:
             self.me.cancelled += 1
 
@@ -625,6 +697,7 @@ class _Runner(Generic[T]):
         resource = self.resource
         self.resource = None
         self.have = False
+        self.me.has = False
         self.retry_at = 0.0
         self.me.destroyed += 1
         if replace:
@@ -666,7 +739,9 @@ class WorkerPool(Generic[T]):
       its worker's resource while ``create`` keeps failing (then its future gets
       ``PoolTimeout`` chained to the create error). ``None`` (default): forever; ``0``: never.
     * ``check_after`` — run ``check`` only on a resource idle at least this long (default 0:
-      before every task). A freshly created resource is never checked.
+      before every task). A resource created for the task in hand is not checked (a check
+      that always fails must not spin); one made ahead of time is, idle time counting from
+      its creation.
     * ``max_tasks_per_resource`` — destroy and recreate the resource after this many tasks
       (the worker thread stays).
     * ``name`` — used in thread names, logs and errors.
@@ -747,9 +822,11 @@ class WorkerPool(Generic[T]):
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        future: Future[R] = TaskFuture()
-        task: _Task = (future, fn, args, kwargs, monotonic() if self._stamp else 0.0)
+        future: TaskFuture[R] = TaskFuture()
         shared = self._shared
+        if self._bounded:
+            future.on_cancel = shared.ghost_appeared
+        task: _Task = (future, fn, args, kwargs, monotonic() if self._stamp else 0.0)
         with shared.lock:
             if not (shared.closed or shared.waiters) and (not self._bounded or shared.room()):
                 shared.queue.put(task)
@@ -790,9 +867,13 @@ class WorkerPool(Generic[T]):
             # Interrupted: leave the line; a task admitted meanwhile is cancelled, since its
             # future never reaches the caller.
             with shared.lock:
-                if waiter.state == _Waiter.WAITING:
+                queued = waiter.state != _Waiter.WAITING
+                if not queued:
                     shared.waiters.remove(waiter)
-            task[0].cancel()
+            future = task[0]
+            if not queued:
+                future.on_cancel = None  # never reached the queue: not a ghost in it
+            future.cancel()
             raise
         with shared.lock:
             if waiter.state == _Waiter.WAITING:  # the deadline passed first
@@ -829,7 +910,7 @@ class WorkerPool(Generic[T]):
         window: int,
         deadline: float | None,
     ) -> Iterator[R]:
-        pending: deque[Future[R]] = deque()
+        pending: deque[TaskFuture[R]] = deque()
         try:
             exhausted = False
             while True:
@@ -839,7 +920,9 @@ class WorkerPool(Generic[T]):
                     except StopIteration:
                         exhausted = True
                         break
-                    future: Future[R] = TaskFuture()
+                    future: TaskFuture[R] = TaskFuture()
+                    if self._bounded:
+                        future.on_cancel = self._shared.ghost_appeared
                     stamp = monotonic() if self._stamp else 0.0
                     self._submit_slow((future, fn, args, {}, stamp), False, _left(deadline))
                     pending.append(future)
@@ -850,6 +933,7 @@ class WorkerPool(Generic[T]):
                     result = future.result(_left(deadline))
                 except TimeoutError:
                     if not future.done():
+                        future.cancel()  # as Executor.map: what has not started never will
                         raise PoolTimeout(
                             f"map on pool {self.name!r} ran past its timeout"
                         ) from None
@@ -868,8 +952,11 @@ class WorkerPool(Generic[T]):
         """Stop accepting work; queued tasks run (or are cancelled with ``cancel_pending``).
 
         Then each worker destroys its resource in its own thread and ends; ``wait=True``
-        returns only after they all have. Calling it again is harmless (a later
-        ``cancel_pending=True`` still cancels whatever is queued).
+        returns only after they all have (except when called from one of the pool's own
+        tasks, which never waits: two tasks doing so would wait for each other). Tasks held
+        by a worker whose ``create`` keeps failing get ``PoolClosed`` after one last attempt.
+        Calling it again is harmless (a later ``cancel_pending=True`` still cancels whatever
+        is queued). Cancelling a queued task's future frees its ``max_pending`` slot at once.
         """
         self._shared.shutdown(wait, cancel_pending)
 
@@ -904,9 +991,11 @@ class WorkerPool(Generic[T]):
             rejected = shared.rejected
             timeouts = shared.timeouts
             drained = shared.drained
+            ghosts = shared.ghosts
             # Stop markers still queued are not tasks: those not yet taken by a worker.
             exited = sum(1 for w in shared.workers if w.stopped)
-            queued = max(0, shared.queue.qsize() - max(0, shared.stops_put - exited))
+            stops = max(0, shared.stops_put - exited)
+            queued = max(0, shared.queue.qsize() - stops - ghosts)
         ws = shared.workers
         alive = sum(1 for w in ws if w.alive)
         busy = sum(1 for w in ws if w.holding)
@@ -921,7 +1010,7 @@ class WorkerPool(Generic[T]):
             submitted=submitted,
             completed=sum(w.completed for w in ws),
             failed=sum(w.failed for w in ws),
-            cancelled=drained + sum(w.cancelled for w in ws),
+            cancelled=drained + ghosts + sum(w.cancelled for w in ws),
             rejected=rejected,
             timeouts=timeouts,
             resources=created - destroyed,
@@ -949,9 +1038,14 @@ class WorkerPool(Generic[T]):
             "was inherited through os.fork(): its worker threads exist only in the parent;"
             " create a new WorkerPool in the child"
         )
-        for worker in shared.workers:
+        # The parent's tasks and resources are not the child's: start the counts afresh, so
+        # the stats invariants hold here too (no workers, no resources, nothing queued).
+        dead = [_Worker() for _ in shared.workers]
+        for worker in dead:
             worker.alive = False
-            worker.holding = False
+        shared.workers = dead
+        shared.ghosts = shared.submitted = shared.rejected = shared.timeouts = 0
+        shared.drained = 0
 
 
 def _left(deadline: float | None) -> float | None:
