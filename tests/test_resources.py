@@ -99,6 +99,22 @@ def test_temp_files_dir(tmp_path: Any) -> None:
         file.close()
 
 
+def test_temp_files_dir_accepts_a_path(tmp_path: Any) -> None:
+    """dir= may be an os.PathLike; the file is made there."""
+    file = temp_files(dir=tmp_path).create()
+    try:
+        file.write(b"x")
+    finally:
+        file.close()
+
+
+@pytest.mark.parametrize("bad", [42, b"/tmp", ["/tmp"]])
+def test_temp_files_bad_dir_names_the_parameter(bad: Any) -> None:
+    """A dir of the wrong type is refused at construction, naming dir."""
+    with pytest.raises(TypeError, match="dir must be"):
+        temp_files(dir=bad)
+
+
 # -- byte_buffers ------------------------------------------------------------------------------
 
 

@@ -464,6 +464,86 @@ def test_reset_given_twice_is_rejected() -> None:
         TransientPool(respool.Lifecycle(Obj, reset=print), reset=print)
 
 
+class Subclassed(TransientPool[Obj]):
+    """A subclass that adds state and wraps get/put."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+
+    def get(self) -> Obj:
+        self.calls.append("get")
+        return super().get()
+
+    def put(self, obj: Obj) -> None:
+        self.calls.append("put")
+        super().put(obj)
+
+
+def _dirty(obj: Obj) -> None:
+    obj.dirty = True
+
+
+def _clean(obj: Obj) -> None:
+    obj.dirty = False
+
+
+def test_subclass_with_hooks_runs_them_and_its_own_overrides() -> None:
+    """A subclass with hooks runs them, its get/put overrides still run first, and
+    isinstance holds."""
+    pool = Subclassed(Obj, reset=_clean, max_idle_time=3600)
+    assert isinstance(pool, Subclassed)
+    assert type(pool).__name__ == "Subclassed"
+    obj = pool.get()
+    _dirty(obj)
+    pool.put(obj)
+    again = pool.get()
+    assert again is obj  # not mangled into a (stamp, obj) pair
+    assert not again.dirty  # reset ran
+    assert pool.calls == ["get", "put", "get"]
+    assert type(Subclassed(Obj, reset=_clean)) is type(pool)  # made once per class
+
+
+def test_subclass_without_hooks_keeps_its_class() -> None:
+    """A subclass without hooks is left alone: the lean code path, its own class."""
+    pool = Subclassed(Obj)
+    assert type(pool) is Subclassed
+    obj = pool.get()
+    pool.put(obj)
+    assert pool.get() is obj
+
+
+def test_subclass_of_a_subclass_with_hooks() -> None:
+    """Each subclass gets its own hooked variant, with its own overrides first."""
+
+    class Deeper(Subclassed):
+        def get(self) -> Obj:
+            self.calls.append("deeper")
+            return super().get()
+
+    pool = Deeper(Obj, accept=lambda o: not o.dirty)
+    assert isinstance(pool, Deeper)
+    obj = pool.get()
+    _dirty(obj)
+    pool.put(obj)  # refused by accept
+    assert pool.get() is not obj
+    assert pool.calls == ["deeper", "get", "put", "deeper", "get"]
+    assert pool.stats().dropped_accept == 1
+
+
+def test_drain_and_move_take_everything_in_one_go() -> None:
+    """_drain and _move rely on list.extend keeping what a pop iterator gave before its
+    IndexError: every entry moves, none is lost or left behind."""
+    source, into = [1, 2, 3], [0]
+    transient._drain(source, into)
+    assert (source, sorted(into)) == ([], [0, 1, 2, 3])
+    shared = transient._Cache(None)
+    shared.victim.append(0)
+    transient._move([4, 5], shared, victim=True)
+    transient._move([6], shared, victim=False)
+    assert (sorted(shared.victim), shared.primary) == ([0, 4, 5], [6])
+
+
 # -- clear and borrow ------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import os
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
@@ -25,7 +26,7 @@ from functools import partial
 from types import TracebackType
 from typing import IO, Final
 
-from respool import _debug, _validate
+from respool import _debug, _fork, _validate
 from respool.errors import StillInUse
 from respool.lifecycle import Lifecycle
 from respool.transient import TransientPool, TransientStats
@@ -39,14 +40,16 @@ _names = itertools.count(1)  # next() on it is atomic: safe for pools made in th
 # -- temporary files -----------------------------------------------------------------------------
 
 
-def temp_files(*, dir: str | None = None) -> Lifecycle[IO[bytes]]:
+def temp_files(*, dir: str | os.PathLike[str] | None = None) -> Lifecycle[IO[bytes]]:
     """Anonymous binary temporary files (``tempfile.TemporaryFile``), reused safely.
 
     ``reset`` truncates the file to zero bytes **and** seeks back to its start. Truncating
     alone leaves the position where the last user stopped, so the next user's writes land
     after a gap that reads back as zero bytes: the article's uploads padded with as many zeros
     as the previous use had bytes. ``check``: the file is still open. ``destroy``: close it
-    (which also frees the disk space; on POSIX the file never had a name).
+    (which also frees the disk space; on POSIX the file never had a name). ``dir``: where the
+    files are made (a ``str`` or ``os.PathLike``; default: ``tempfile``'s choice), checked for
+    its type at once.
 
     ::
 
@@ -56,6 +59,8 @@ def temp_files(*, dir: str | None = None) -> Lifecycle[IO[bytes]]:
                 f.seek(0)
                 upload(f)
     """
+    if dir is not None and not isinstance(dir, str | os.PathLike):
+        raise TypeError(f"dir must be a str, an os.PathLike or None, got {dir!r}")
     return Lifecycle(
         partial(_new_temp_file, dir),
         reset=_rewind_file,
@@ -64,7 +69,7 @@ def temp_files(*, dir: str | None = None) -> Lifecycle[IO[bytes]]:
     )
 
 
-def _new_temp_file(dir: str | None) -> IO[bytes]:
+def _new_temp_file(dir: str | os.PathLike[str] | None) -> IO[bytes]:
     """create: an anonymous temporary file opened for binary reading and writing."""
     return tempfile.TemporaryFile(dir=dir)
 
@@ -278,7 +283,16 @@ class BufferPool:
             ...
     """
 
-    __slots__ = ("_classes", "_dropped_size", "_lock", "_min", "_min_shift", "_oversize", "name")
+    __slots__ = (
+        "__weakref__",
+        "_classes",
+        "_dropped_size",
+        "_lock",
+        "_min",
+        "_min_shift",
+        "_oversize",
+        "name",
+    )
 
     def __init__(
         self,
@@ -310,6 +324,7 @@ class BufferPool:
         self._lock = threading.Lock()
         self._oversize = 0
         self._dropped_size = 0
+        _fork.register(self)
 
     @property
     def min_size(self) -> int:
@@ -344,10 +359,11 @@ class BufferPool:
         size = len(buf)
         index = size.bit_length() - 1 - self._min_shift
         if size & (size - 1) or not 0 <= index < len(self._classes):
-            # Not a class size: drop it. It is still checked, so a live view is not hidden.
-            refuse_exported(buf)
+            # Not a class size: drop it, counted as a put even if it is refused. It is still
+            # checked, so a live view is not hidden.
             with self._lock:
                 self._dropped_size += 1
+            refuse_exported(buf)
             return
         self._classes[index].put(buf)
 
@@ -389,6 +405,13 @@ class BufferPool:
 
     def __repr__(self) -> str:
         return f"<BufferPool {self.name!r} {self.min_size}..{self.max_size} bytes>"
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held by a thread that does
+        not exist here) and fresh counters, as the size classes' pools start afresh too."""
+        self._lock = threading.Lock()
+        self._oversize = 0
+        self._dropped_size = 0
 
     def _index_and_size(self, n: int) -> tuple[int, int]:
         """(class index, buffer length) for a request of *n* bytes; index -1: not pooled."""

@@ -25,25 +25,48 @@ brings get+put within 3x of a bare ``deque`` pop+append). The ContextVar is only
 the slow path resolves the thread's cache through a ``threading.local`` and stores it in the
 current context. A context carried to another thread (``asyncio.to_thread``, ``Context.run``)
 thus brings its cache along until that thread's next miss re-resolves its own. That costs
-locality, never correctness, because of the rule below.
+locality, never correctness, because of the rules below.
 
 Why the garbage collector's callback is safe
 --------------------------------------------
 The callback runs in whatever thread triggered the collection, between any two bytecodes of any
-thread, including in the middle of this module's own code on the same thread. The design rests
-on one rule: **a cached object moves only by an atomic ``list.pop()`` into the single frame that
-then hands it out, drops it, or appends it elsewhere; everything else only changes which role a
-whole list plays (primary, victim, dropped).** ``list.pop`` and ``list.append`` are single C
-calls that the GIL does not split, so at any instant a cached object sits in at most one list
-slot, and it can leave that slot only once. Hence it is never handed out twice. (A caller that
-``put``\\ s the same object twice breaks this; that is a usage error, as in Go.)
+thread, including in the middle of this module's own code on the same thread. Other threads, and
+the collector, can only cut in at the interpreter's eval breaker (function entry, backward jumps,
+the return of a call) or, on 3.11, where a tracked object (a list, a tuple, a bound method) is
+allocated. The design rests on three rules:
 
-A rotation can run between a caller reading a list and using it. The caller then pops from, or
-appends to, a list that has meanwhile become a victim (fine: still cached) or been dropped (fine:
-the object is dropped, which the contract allows). Nothing is ever duplicated. The callback also
-takes no lock (a get or put interrupted on the same thread might hold it: deadlock), calls no
-user code (a ``destroy`` it would run is deferred to the pool's next miss or ``clear()``), never
-mutates a dict another frame could be iterating, and allocates one empty list per cache.
+1. **A cached object leaves a list only by an atomic ``list.pop()``**, into the single frame that
+   then hands it out, drops it, or appends it elsewhere (``_drain`` and ``_move`` pop a whole
+   list into another in one C call, ``extend`` fed by ``iter(list.pop, ...)``). ``pop`` and
+   ``append`` are single C calls that the GIL does not split, so at any instant a cached object
+   sits in at most one list slot, and it can leave that slot only once. Hence it is never
+   handed out twice. (A caller that ``put``\\ s the same object twice breaks this; that is a
+   usage error, as in Go.)
+2. **The collector only changes which role a whole list plays** (primary, victim, dropped), and
+   empties each list it drops by pops, counting what it took (``dropped_gc``). A caller that
+   read a list just before may still pop from it after it became a victim (fine: still cached)
+   or was dropped (fine: what the caller took, the collector did not take or count).
+3. **Nothing is appended to a list that may have been dropped**: every append reads its target
+   list from its cache and appends to it with no call and no allocation in between, so the
+   target is a live primary or victim, whose objects are still cached. Together with rule 2,
+   every object that entered the cache is counted once: as taken back (a hit), idle, or
+   dropped.
+
+The callback also takes no lock (a get or put interrupted on the same thread might hold it:
+deadlock), calls no user code (a ``destroy`` it would run is deferred to the pool's next miss or
+``clear()``; only the finalizers of the objects it drops run, as when any reference goes),
+never mutates a dict another frame could be iterating, and allocates only empty lists. It is
+installed once, when this module is imported.
+
+Counters
+--------
+Counters live on the caches and are written by the threads using them with ``+=`` (no call, so
+no other thread cuts in). ``hits`` is derived: what entered the cache minus what is idle or was
+dropped. A count is added either to the calling thread's own cache (never retired while the
+thread runs) or to the context's cache right after reading its ``primary`` list, with no call
+in between. Retiring a cache deletes that attribute first (so the read is the check, and a free
+one inside the ``try`` the hot path has anyway) and folds the cache's counters into the pool's
+only afterwards. So no count is lost, and once no operation is in flight, ``stats()`` is exact.
 
 Threads that exit
 -----------------
@@ -51,7 +74,12 @@ Each thread's cache is registered with the pool, and a small marker in the threa
 ``threading.local`` dies with the thread. A cache whose marker is dead keeps its objects where
 other threads' misses can take them, and the garbage collector rotates it like any other, so
 nothing is leaked. The next time a thread registers, or ``stats()``/``clear()`` run, such caches
-are retired: what they still hold moves to the shared store and their counters are kept.
+are retired: what they hold moves to the shared store (primaries to its primary list, victims to
+its victim list, while the cache is still rotated with the store, so no object gains a
+collection), then the cache is detached (later callers holding it in a context are sent to the
+slow path) and its counters are kept. Only objects put or rotated into it during the retirement
+itself (a race with another thread or a collection) are moved after detaching; if a collection
+falls in that last step too, they may live one collection longer.
 """
 
 from __future__ import annotations
@@ -136,9 +164,10 @@ class _Cache:
     """One thread's cache, or the pool's shared store (which belongs to no thread).
 
     Invariants: an object is in at most one of ``primary``/``victim`` (of all caches) at a
-    time, and moves only by ``pop``. ``primary is None`` marks a retired cache: the hot path's
-    attribute error on it sends callers to the slow path, which finds their live cache.
-    Counters are written by the threads using the cache and summed by ``stats()``.
+    time, and moves only by ``pop``. A retired cache has no ``primary`` attribute at all: the
+    ``AttributeError`` of reading it (free to check for, inside a ``try``) sends callers to the
+    slow path, which finds their live cache. Counters are written by the threads using the
+    cache and summed by ``stats()``.
     """
 
     __slots__ = (
@@ -156,7 +185,7 @@ class _Cache:
     )
 
     def __init__(self, mark: weakref.ref[_Mark] | None) -> None:
-        self.primary: list[Any] | None = []
+        self.primary: list[Any] = []  # deleted when the cache is retired
         self.victim: list[Any] = []
         #: The owning thread's marker; None for the shared store (which never dies).
         self.mark = mark
@@ -174,20 +203,30 @@ class _Cache:
         return self.mark is not None and self.mark() is None
 
     def idle(self) -> int:
-        primary = self.primary
-        return len(self.victim) + (len(primary) if primary is not None else 0)
+        return len(self.victim) + len(getattr(self, "primary", ()))
 
     def add_counts(self, other: _Cache) -> None:
         """Fold *other*'s counters into this one (for retired caches)."""
         for field in _COUNTERS:
             setattr(self, field, getattr(self, field) + getattr(other, field))
 
+    def zero_counts(self) -> None:
+        for field in _COUNTERS:
+            setattr(self, field, 0)
+
     def retire(self) -> tuple[list[Any], list[Any]]:
-        """Detach and return (primary, victim); later users are sent to the slow path."""
-        primary, victim = self.primary, self.victim
-        self.primary = None
-        self.victim = []
-        return (primary if primary is not None else []), victim
+        """Detach and return (primary, victim); later users are sent to the slow path.
+
+        No call and no allocation from the reads to the writes: no rotation in between."""
+        empty: list[Any] = []
+        try:
+            primary = self.primary
+        except AttributeError:  # retired already
+            return empty, []
+        victim = self.victim
+        del self.primary
+        self.victim = empty
+        return primary, victim
 
 
 _COUNTERS: Final = (
@@ -202,14 +241,42 @@ _COUNTERS: Final = (
 )
 
 
+def _drain(source: list[Any], into: list[Any]) -> None:
+    """Move every entry of *source* to the end of *into*: atomic pops, all in one C call."""
+    if not source:
+        return
+    items = iter(source.pop, _MISSING)
+    try:
+        into.extend(items)  # extend keeps what it appended when pop raises at the end
+    except IndexError:
+        pass
+
+
+def _move(source: list[Any], target: _Cache, victim: bool) -> None:
+    """Move every entry of *source* to *target*'s victim (or primary) list.
+
+    The iterator is made first; from reading the target list to the end of the move there is
+    no call and no allocation (``extend`` is one C call), so no rotation can drop the target
+    list in between: the moved objects land in a live list (rule 3 of the module docstring).
+    """
+    if not source:
+        return
+    items = iter(source.pop, _MISSING)
+    try:
+        if victim:
+            target.victim.extend(items)
+        else:
+            target.primary.extend(items)  # the target is the shared store, never retired
+    except IndexError:
+        pass
+
+
 # -- the garbage collector hook ------------------------------------------------------------------
 
 #: Live pools by a unique key, held weakly so an unreferenced pool can be collected. Mutated
 #: only by single atomic dict operations; the gc callback reads it with one ``list(...)`` call.
 _pools: dict[int, weakref.ref[TransientPool[Any]]] = {}
 _pool_keys = itertools.count()
-_hook_lock = threading.Lock()  # only for installing the hook once; never taken by the hook
-_hook_installed = False
 
 
 def _on_gc(phase: str, info: dict[str, int]) -> None:
@@ -225,12 +292,8 @@ def _on_gc(phase: str, info: dict[str, int]) -> None:
             pool._rotate()
 
 
-def _install_hook() -> None:
-    global _hook_installed
-    with _hook_lock:
-        if not _hook_installed:
-            gc.callbacks.append(_on_gc)
-            _hook_installed = True
+# Installed at import, once: installing it lazily needed a lock, which a fork could inherit held.
+gc.callbacks.append(_on_gc)
 
 
 def _forget(key: int, caches: dict[int, _Cache], shared: _Cache, _ref: object) -> None:
@@ -276,7 +339,9 @@ class TransientPool(Generic[T]):
 
     ``get`` never waits and ``put`` never blocks, so the same pool serves threads and asyncio
     tasks. Without ``reset``, ``accept``, ``max_idle_time`` or a ``check``, get and put take a
-    leaner code path (chosen once, at construction).
+    leaner code path (chosen once, at construction). A subclass gets the same choice: with
+    hooks, its instances belong to a subclass of it made for that (so ``isinstance`` holds, and
+    its overrides of ``get``/``put`` still come first).
     """
 
     __slots__ = (
@@ -331,8 +396,9 @@ class TransientPool(Generic[T]):
         #: Every registered thread cache by id. Mutated only under ``_lock`` by single dict
         #: operations, so the gc callback's ``list(...)`` of it is always consistent.
         self._caches: dict[int, _Cache] = {}
-        #: Objects of exited threads, and the counters of their retired caches.
+        #: Objects of exited threads (its counters stay zero).
         self._shared = _Cache(None)
+        #: The counters of retired caches (written under ``_lock`` only).
         self._retired = _Cache(None)
         #: Lists the collector dropped while ``destroy`` is set, waiting for it to run.
         self._doomed: list[list[Any]] = []
@@ -349,15 +415,14 @@ class TransientPool(Generic[T]):
             or self._destroy is not None
             or self._max_idle_time is not None
         )
-        if hooked and type(self) is TransientPool:
-            self.__class__ = _HookedTransientPool
+        if hooked and not isinstance(self, _HookedTransientPool):
+            self.__class__ = _hooked_variant(type(self))
         #: Objects dropped by ``clear()`` (under ``_lock``).
         self._cleared = 0
         key = next(_pool_keys)
         self._key = key
         # The weakref's callback must not hold the pool (it would never die), only its caches.
         _pools[key] = weakref.ref(self, partial(_forget, key, self._caches, self._shared))
-        _install_hook()
         _fork.register(self)
 
     # -- hot path (no hooks) ------------------------------------------------------------
@@ -365,7 +430,7 @@ class TransientPool(Generic[T]):
     def get(self) -> T:
         """Take an object from the calling thread's cache, the shared store, or ``new()``."""
         try:
-            return self._var.get().primary.pop()  # type: ignore[union-attr,no-any-return]
+            return self._var.get().primary.pop()  # type: ignore[no-any-return]
         except (LookupError, IndexError, AttributeError):
             return self._get_slow()
 
@@ -373,12 +438,13 @@ class TransientPool(Generic[T]):
         """Give *obj* back to the calling thread's cache. Do not use it afterwards."""
         try:
             cache = self._var.get()
-            cache.primary.append(obj)  # type: ignore[union-attr]
-            cache.puts += 1
+            primary = cache.primary  # AttributeError: retired (from a thread that has exited)
         except (LookupError, AttributeError):
             cache = self._own_cache()
-            cache.primary.append(obj)  # type: ignore[union-attr]
-            cache.puts += 1
+            primary = cache.primary
+        # No call from reading primary to the append (see "Counters" and rule 3).
+        cache.puts += 1
+        primary.append(obj)
 
     # -- public API -----------------------------------------------------------------------
 
@@ -394,34 +460,29 @@ class TransientPool(Generic[T]):
 
     def clear(self) -> None:
         """Drop every cached object now (``destroy`` runs on each, when set)."""
-        lists: list[list[Any]] = []
+        taken: list[Any] = []
         with self._lock:
             self._retire_dead()
             for cache in (self._shared, *self._caches.values()):
-                primary = cache.primary
-                if primary is not None:
-                    cache.primary = []
-                    lists.append(primary)
-                lists.append(cache.victim)
-                cache.victim = []
-        cleared = 0
-        for lst in lists:  # destroy runs outside the lock
-            cleared += self._drop_all(lst)
+                # Primary first: a rotation in between makes it the victim taken next, and
+                # drops (and counts) the old victim itself.
+                _drain(cache.primary, taken)
+                _drain(cache.victim, taken)
+            self._cleared += len(taken)
+        if self._destroy is not None:  # destroy runs outside the lock
+            self._drop_all(taken)
         self._destroy_doomed()
-        with self._lock:
-            self._cleared += cleared
 
     def stats(self) -> TransientStats:
         """Counters summed over every thread's cache (approximate while other threads run)."""
-        with self._lock:
-            self._retire_dead()
-            caches = (self._shared, self._retired, *self._caches.values())
-            cleared = self._cleared
         total = _Cache(None)
         idle = 0
-        for cache in caches:
-            total.add_counts(cache)
-            idle += cache.idle()
+        with self._lock:
+            self._retire_dead()
+            for cache in (self._shared, self._retired, *self._caches.values()):
+                total.add_counts(cache)
+                idle += cache.idle()
+            cleared = self._cleared
         dropped_gc = self._dropped_gc
         entered = total.puts - total.dropped_reset - total.dropped_accept
         left = idle + total.dropped_age + total.dropped_check + dropped_gc + cleared
@@ -453,8 +514,9 @@ class TransientPool(Generic[T]):
 
     # -- slow paths -----------------------------------------------------------------------
 
-    def _own_cache(self) -> _Cache:
-        """The calling thread's cache, registered on first use, and made the context's."""
+    def _thread_cache(self) -> _Cache:
+        """The calling thread's cache, registered on first use. It is not retired while the
+        thread runs, so counts added to it are never lost."""
         local = self._local
         try:
             cache: _Cache = local.cache
@@ -466,6 +528,11 @@ class TransientPool(Generic[T]):
             with self._lock:
                 self._retire_dead()  # thread churn: caches of exited threads go now
                 self._caches[id(cache)] = cache
+        return cache
+
+    def _own_cache(self) -> _Cache:
+        """The calling thread's cache, made the context's."""
+        cache = self._thread_cache()
         if self._var.get(None) is not cache:
             self._var.set(cache)
         return cache
@@ -475,51 +542,61 @@ class TransientPool(Generic[T]):
         if self._doomed:
             self._destroy_doomed()
         cache = self._own_cache()
-        obj = self._pop_usable(cache.primary, cache)
+        obj = self._pop_usable(cache.primary)
         if obj is _MISSING:
-            obj = self._pop_usable(cache.victim, cache)
+            obj = self._pop_usable(cache.victim)
         if obj is not _MISSING:
             return obj  # type: ignore[no-any-return]
         # The shared store, then other threads' caches: victims first, the next to be dropped.
         for other in (self._shared, *self._caches.values()):  # one atomic snapshot
             if other is not cache:
-                obj = self._pop_usable(other.victim, cache)
-                if obj is _MISSING:
-                    obj = self._pop_usable(other.primary, cache)
+                obj = self._pop_usable(other.victim)
+                if obj is _MISSING:  # (retired since the snapshot: no primary)
+                    obj = self._pop_usable(getattr(other, "primary", None))
                 if obj is not _MISSING:
                     return obj  # type: ignore[no-any-return]
         cache.misses += 1
         return self._new()
 
-    def _pop_usable(self, lst: list[Any] | None, cache: _Cache) -> Any:
-        """Pop objects from *lst* until one is usable; ``_MISSING`` when it runs out.
-
-        Stale (``max_idle_time``) and unviable (``check``) objects are dropped on the way and
-        counted in *cache*. Entries are ``(stamp, obj)`` pairs when ``max_idle_time`` is set.
-        """
-        max_idle = self._max_idle_time
-        check = self._check
-        while lst:
+    def _pop_usable(self, lst: list[Any] | None) -> Any:
+        """Pop entries from *lst* until one is usable; ``_MISSING`` when it runs out."""
+        if lst is None:
+            return _MISSING
+        plain = self._max_idle_time is None and self._check is None
+        while True:
             try:
                 item = lst.pop()
-            except IndexError:  # another thread took the last one since we looked
+            except IndexError:  # empty, or another thread took the last one since we looked
                 return _MISSING
-            if max_idle is None:
-                obj = item
-            else:
-                stamp, obj = item
-                if monotonic() - stamp > max_idle:
-                    cache.dropped_age += 1
-                    self._discard(obj, cache)
-                    continue
-            if check is not None and not self._viable(obj, cache):
-                cache.dropped_check += 1
-                self._discard(obj, cache)
-                continue
-            return obj
-        return _MISSING
+            if plain:
+                return item
+            obj = self._usable(item)
+            if obj is not _MISSING:
+                return obj
 
-    def _viable(self, obj: T, cache: _Cache) -> bool:
+    def _usable(self, item: Any) -> Any:
+        """The object of a popped entry, or ``_MISSING`` if it had to be dropped.
+
+        Stale (``max_idle_time``) and unviable (``check``) objects are dropped and counted on
+        the calling thread's own cache. Entries are ``(stamp, obj)`` pairs when
+        ``max_idle_time`` is set.
+        """
+        max_idle = self._max_idle_time
+        if max_idle is None:
+            obj = item
+        else:
+            stamp, obj = item
+            if monotonic() - stamp > max_idle:
+                self._thread_cache().dropped_age += 1
+                self._discard(obj)
+                return _MISSING
+        if self._check is not None and not self._viable(obj):
+            self._thread_cache().dropped_check += 1
+            self._discard(obj)
+            return _MISSING
+        return obj
+
+    def _viable(self, obj: T) -> bool:
         assert self._check is not None
         try:
             return bool(self._check(obj))
@@ -527,7 +604,7 @@ class TransientPool(Generic[T]):
             log.warning("pool %r: check raised; dropping the object", self.name, exc_info=True)
             return False
 
-    def _discard(self, obj: T, cache: _Cache) -> None:
+    def _discard(self, obj: T) -> None:
         """Drop *obj*: run ``destroy`` if there is one (its errors are logged, not raised)."""
         destroy = self._destroy
         if destroy is None:
@@ -535,21 +612,18 @@ class TransientPool(Generic[T]):
         try:
             destroy(obj)
         except Exception:
-            cache.destroy_errors += 1
+            self._thread_cache().destroy_errors += 1
             log.warning("pool %r: destroy raised", self.name, exc_info=True)
 
-    def _drop_all(self, lst: list[Any]) -> int:
-        """Empty *lst* by atomic pops, discarding each object; return how many."""
-        dropped = 0
-        cache = self._retired  # counters of pool-level work
+    def _drop_all(self, lst: list[Any]) -> None:
+        """Empty *lst* by atomic pops, discarding each object."""
         aged = self._max_idle_time is not None
         while True:
             try:
                 item = lst.pop()
             except IndexError:
-                return dropped
-            dropped += 1
-            self._discard(item[1] if aged else item, cache)
+                return
+            self._discard(item[1] if aged else item)
 
     def _destroy_doomed(self) -> None:
         """Run ``destroy`` on what the collector dropped (it must not run user code itself)."""
@@ -565,36 +639,47 @@ class TransientPool(Generic[T]):
         """Retire caches of exited threads: keep their counters, move their objects to the
         shared store (victims stay victims, so no object gains more than it had). Call with
         ``_lock`` held."""
+        shared = self._shared
         for key, cache in list(self._caches.items()):
             if cache.dead():
-                del self._caches[key]
-                self._retired.add_counts(cache)
+                # Still registered, so rotated along with the shared store: each object keeps
+                # its age. Primaries first: a rotation in between turns them into victims.
+                _move(cache.primary, shared, victim=False)
+                _move(cache.victim, shared, victim=True)
                 primary, victim = cache.retire()
-                _move(victim, self._shared.victim)
-                _move(primary, self._shared.primary)
+                del self._caches[key]
+                # What a put (through a context) or a rotation slipped in since: rare.
+                _move(victim, shared, victim=True)
+                _move(primary, shared, victim=False)
+                # Only now: a count added before retire() is in, none can come after it.
+                self._retired.add_counts(cache)
 
     def _rotate(self) -> None:
         """Called by the collector: every primary becomes a victim; old victims are dropped.
 
-        Only whole lists change role, so no object can end up in two places (see the module
-        docstring). With ``destroy`` set, dropped lists wait in ``_doomed``.
+        Only whole lists change role; a dropped list is emptied by pops, and only what they
+        took is counted (a get that read it just before may take the rest). With ``destroy``
+        set, what was taken waits in ``_doomed``; otherwise it is freed right here.
         """
-        doomed = self._destroy is not None
+        doomed = self._doomed if self._destroy is not None else None
         for cache in [self._shared, *self._caches.values()]:  # one atomic snapshot
-            primary = cache.primary
-            if primary is None:  # retired
+            try:
+                primary = cache.primary
+            except AttributeError:  # retired
                 continue
             old = cache.victim
             cache.primary = []
             cache.victim = primary
             if old:
-                self._dropped_gc += len(old)
-                if doomed:
-                    self._doomed.append(old)
+                dropped: list[Any] = []
+                _drain(old, dropped)
+                self._dropped_gc += len(dropped)
+                if doomed is not None:
+                    doomed.append(dropped)
 
     def _after_fork_in_child(self) -> None:
-        """In a forked child: forget every cached object (the parent owns them) and start
-        afresh. Contexts still pointing at old caches find them retired."""
+        """In a forked child: forget every cached object (the parent owns them) and every
+        count, and start afresh. Contexts still pointing at old caches find them retired."""
         self._lock = threading.Lock()
         for cache in list(self._caches.values()):
             cache.retire()
@@ -602,18 +687,11 @@ class TransientPool(Generic[T]):
         self._shared.primary = []
         self._shared.victim = []
         self._doomed.clear()
+        self._shared.zero_counts()
+        self._retired.zero_counts()
+        self._dropped_gc = 0
+        self._cleared = 0
         self._local = threading.local()
-
-
-def _move(source: list[Any] | None, target: list[Any] | None) -> None:
-    """Move every entry of *source* to *target*, one atomic pop at a time."""
-    if source is None or target is None:
-        return
-    while True:
-        try:
-            target.append(source.pop())
-        except IndexError:
-            return
 
 
 def _idle_time(value: object) -> float | None:
@@ -635,35 +713,32 @@ class _HookedTransientPool(TransientPool[T]):
 
     def get(self) -> T:
         try:
-            cache = self._var.get()
-            item = cache.primary.pop()  # type: ignore[union-attr]
+            primary = self._var.get().primary
+            item = primary.pop()
         except (LookupError, IndexError, AttributeError):
             return self._get_slow()
         if self._max_idle_time is None and self._check is None:
             return item  # type: ignore[no-any-return]
-        cache.primary.append(item)  # type: ignore[union-attr]  # judged the general way
-        obj = self._pop_usable(cache.primary, cache)
+        obj = self._usable(item)
         if obj is _MISSING:
-            return self._get_slow()
+            # The local, not cache.primary again: the cache may have been retired since.
+            obj = self._pop_usable(primary)
+            if obj is _MISSING:
+                return self._get_slow()
         return obj  # type: ignore[no-any-return]
 
     def put(self, obj: T) -> None:
-        try:
-            cache = self._var.get()
-        except LookupError:
-            cache = self._own_cache()
-        cache.puts += 1
         reset = self._reset
         if reset is not None:
             try:
                 reset(obj)
             except StillInUse:
-                cache.dropped_reset += 1  # still referenced elsewhere: not destroyed either
+                self._count_dropped_put(by_reset=True)  # still referenced: not destroyed either
                 raise
             except Exception:
-                cache.dropped_reset += 1
                 log.warning("pool %r: reset raised; dropping the object", self.name, exc_info=True)
-                self._discard(obj, cache)
+                self._count_dropped_put(by_reset=True)
+                self._discard(obj)
                 return
         accept = self._accept
         if accept is not None:
@@ -673,15 +748,51 @@ class _HookedTransientPool(TransientPool[T]):
                 log.warning("pool %r: accept raised; dropping the object", self.name, exc_info=True)
                 keep = False
             if not keep:
-                cache.dropped_accept += 1
-                self._discard(obj, cache)
+                self._count_dropped_put(by_reset=False)
+                self._discard(obj)
                 return
         item: Any = obj if self._max_idle_time is None else (monotonic(), obj)
-        primary = cache.primary
-        if primary is None:  # retired since the context cached it
-            primary = self._own_cache().primary
-            assert primary is not None
+        try:
+            cache = self._var.get()
+            primary = cache.primary  # AttributeError: retired (from a thread that has exited)
+        except (LookupError, AttributeError):
+            cache = self._own_cache()
+            primary = cache.primary
+        # No call from reading primary to the append (see "Counters" and rule 3).
+        cache.puts += 1
         primary.append(item)
+
+    def _count_dropped_put(self, *, by_reset: bool) -> None:
+        """Count a put whose object ``reset`` or ``accept`` refused, on a live cache."""
+        try:
+            cache = self._var.get()
+            cache.primary  # noqa: B018  # AttributeError: retired
+        except (LookupError, AttributeError):
+            cache = self._own_cache()
+        # No call from the check to the counts: a retirement cannot fall in between.
+        cache.puts += 1
+        if by_reset:
+            cache.dropped_reset += 1
+        else:
+            cache.dropped_accept += 1
+
+
+def _hooked_variant(cls: type[TransientPool[Any]]) -> type[TransientPool[Any]]:
+    """The class a pool of class *cls* with hooks becomes: a subclass of both *cls* (whose own
+    overrides come first) and ``_HookedTransientPool``, made once per class."""
+    if cls is TransientPool:
+        return _HookedTransientPool
+    variant: type[TransientPool[Any]] | None = cls.__dict__.get("_respool_hooked")
+    if variant is None:
+        namespace = {
+            "__slots__": (),
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+        }
+        variant = type(cls.__name__, (cls, _HookedTransientPool), namespace)
+        # Kept on the class itself, not in a module dict: it dies with the class.
+        type.__setattr__(cls, "_respool_hooked", variant)
+    return variant
 
 
 class _Borrow(Generic[T]):
@@ -717,6 +828,5 @@ class _Borrow(Generic[T]):
                     exc_info=True,
                 )
         else:  # cancellation, KeyboardInterrupt, SystemExit: abort means discard
-            cache = pool._own_cache()
-            cache.aborted += 1
-            pool._discard(obj, cache)
+            pool._thread_cache().aborted += 1
+            pool._discard(obj)
