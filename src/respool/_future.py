@@ -37,6 +37,7 @@ from concurrent.futures._base import (
     PENDING,
     RUNNING,
 )
+from time import monotonic
 from typing import Any, Final, TypeVar
 
 __all__ = ["TaskFuture"]
@@ -47,6 +48,8 @@ T = TypeVar("T")
 _log = logging.getLogger("concurrent.futures")
 
 _CANCELLED: Final = (CANCELLED, CANCELLED_AND_NOTIFIED)
+#: Longest a waiter sleeps before looking at the state itself (see ``TaskFuture._await``).
+_POLL: Final = 0.05
 _SETTABLE: Final = (PENDING, RUNNING)
 
 
@@ -115,40 +118,64 @@ class TaskFuture(Future[T]):
     # -- waiting --------------------------------------------------------------------------
 
     def result(self, timeout: float | None = None) -> T:
-        if self._state != FINISHED:
-            self._await(timeout)
-        error = self._exception
-        if error is None:
-            result: T = self._result
-            return result
         try:
-            raise error
+            state = self._state
+            if state != FINISHED:
+                state = self._await(timeout)
+            if state == FINISHED:
+                error = self._exception
+                if error is None:
+                    result: T = self._result
+                    return result
+                raise error
+            if state in _CANCELLED:
+                raise CancelledError()
+            raise TimeoutError()
         finally:
-            # The traceback keeps this frame: do not let it keep the future and its error.
+            # A traceback keeps this frame: do not let it keep the future (and its error).
             error = None
             self = None  # type: ignore[assignment]
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        if self._state != FINISHED:
-            self._await(timeout)
-        return self._exception
+        try:
+            state = self._state
+            if state != FINISHED:
+                state = self._await(timeout)
+            if state == FINISHED:
+                return self._exception
+            if state in _CANCELLED:
+                raise CancelledError()
+            raise TimeoutError()
+        finally:
+            self = None  # type: ignore[assignment]
 
-    def _await(self, timeout: float | None) -> None:
-        """Block until done or *timeout*; raise ``CancelledError`` or ``TimeoutError``."""
-        if self._state not in _CANCELLED:
-            done = self._done
-            if timeout is None:
-                passed = done.acquire()
-            else:
-                passed = done.acquire(timeout=min(max(timeout, 0.0), threading.TIMEOUT_MAX))
-            if passed:
-                done.release()  # let every other waiter through as well
+    def _await(self, timeout: float | None) -> str:
+        """Block until the future is done or *timeout* passes; return the state then.
+
+        Waiters pass the ``done`` lock on (acquire, then release at once). A waiter
+        interrupted between the two (an asynchronous exception) would keep it held, so no
+        waiter trusts the lock alone: each also wakes every ``_POLL`` seconds to look at the
+        state, which is set before ``done`` is first released.
+        """
         state = self._state
-        if state == FINISHED:
-            return
-        if state in _CANCELLED:
-            raise CancelledError()
-        raise TimeoutError()
+        if state == FINISHED or state in _CANCELLED:
+            return state
+        done = self._done
+        if timeout is not None and not timeout > 0:  # 0, negative or nan: do not block
+            if done.acquire(False):
+                done.release()
+            return self._state
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            wait = _POLL if deadline is None else min(_POLL, deadline - monotonic())
+            if wait > 0 and done.acquire(timeout=wait):
+                done.release()  # let every other waiter through as well
+                return self._state
+            state = self._state
+            if state == FINISHED or state in _CANCELLED:
+                return state
+            if deadline is not None and monotonic() >= deadline:
+                return state
 
     # -- settling (each releases ``done`` exactly once; see the module invariant) ----------
 
