@@ -190,7 +190,10 @@ class TaskFuture(Future[T]):
             self._done.release()
             hook = self.on_cancel
             if hook is not None:
-                hook(self)
+                try:
+                    hook(self)
+                except Exception:  # the future is cancelled all the same; callbacks still run
+                    _log.exception("on_cancel hook failed for %r", self)
         self._call_back()
         return True
 
