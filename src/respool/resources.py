@@ -21,7 +21,7 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
 from typing import IO, Final
@@ -29,6 +29,7 @@ from typing import IO, Final
 from respool import _debug, _fork, _validate
 from respool.errors import StillInUse
 from respool.lifecycle import Lifecycle
+from respool.stats import Snapshot
 from respool.transient import TransientPool, TransientStats
 
 __all__ = ["BufferPool", "BufferStats", "byte_buffers", "bytes_io", "temp_files"]
@@ -228,7 +229,7 @@ DEFAULT_MAX_SIZE: Final = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class BufferStats:
+class BufferStats(Snapshot):
     """A snapshot of a :class:`BufferPool`: totals, and one ``TransientStats`` per class."""
 
     name: str
@@ -250,10 +251,6 @@ class BufferStats:
     dropped_reset: int
     #: Per size class, for classes that have been used.
     by_size: dict[int, TransientStats]
-
-    def as_dict(self) -> dict[str, object]:
-        """The snapshot as a plain dict, for logs and metric exporters."""
-        return asdict(self)
 
 
 class BufferPool:

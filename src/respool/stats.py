@@ -8,12 +8,27 @@ changing it underneath. At every quiescent point (no call in progress) the count
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["PoolStats"]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = ["PoolStats", "Snapshot"]
+
+
+class Snapshot:
+    """Base of every pool's frozen stats dataclass (``PoolStats``, ``WorkerStats``,
+    ``TransientStats``, ``BufferStats``): one way to export them all."""
+
+    __slots__ = ()
+
+    def as_dict(self: DataclassInstance) -> dict[str, object]:
+        """The snapshot as a plain dict, for logs and metric exporters."""
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
-class PoolStats:
+class PoolStats(Snapshot):
     """A snapshot of one pool's state and lifetime counters."""
 
     name: str
@@ -50,7 +65,3 @@ class PoolStats:
     def wait_time_mean(self) -> float:
         """Mean duration of a wait, in seconds (0.0 when nobody waited)."""
         return self.wait_time_total / self.waits if self.waits else 0.0
-
-    def as_dict(self) -> dict[str, object]:
-        """The snapshot as a plain dict, for logs and metric exporters."""
-        return asdict(self)

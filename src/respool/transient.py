@@ -92,7 +92,7 @@ import math
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from time import monotonic
 from types import TracebackType
@@ -101,6 +101,7 @@ from typing import Any, Final, Generic, TypeVar
 from respool import _fork, _validate
 from respool.errors import StillInUse
 from respool.lifecycle import Lifecycle, coerce
+from respool.stats import Snapshot
 
 __all__ = ["TransientPool", "TransientStats"]
 
@@ -113,7 +114,7 @@ _MISSING: Final[Any] = object()  # "nothing usable here", distinct from any cach
 
 
 @dataclass(frozen=True, slots=True)
-class TransientStats:
+class TransientStats(Snapshot):
     """A snapshot of one ``TransientPool``'s counters.
 
     ``gets == hits + misses``. ``puts`` counts every call to ``put``, including those whose
@@ -148,10 +149,6 @@ class TransientStats:
     aborted: int
     #: Calls to the lifecycle's ``destroy`` that raised.
     destroy_errors: int
-
-    def as_dict(self) -> dict[str, object]:
-        """The snapshot as a plain dict, for logs and metric exporters."""
-        return asdict(self)
 
 
 class _Mark:

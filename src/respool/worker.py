@@ -58,7 +58,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from time import monotonic
 from types import TracebackType
@@ -68,6 +68,7 @@ from respool import _fork, _validate
 from respool._future import TaskFuture
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle, coerce
+from respool.stats import Snapshot
 
 __all__ = ["WorkerPool", "WorkerStats"]
 
@@ -99,7 +100,7 @@ def retry_delay(failures: int, rng: Callable[[float, float], float] = random.uni
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerStats:
+class WorkerStats(Snapshot):
     """A snapshot of one ``WorkerPool``'s state and lifetime counters.
 
     At every quiescent point (no call in progress, no task running):
@@ -146,10 +147,6 @@ class WorkerStats:
     #: Resources found unviable by ``check`` (returned False or raised).
     check_failures: int
     destroy_errors: int
-
-    def as_dict(self) -> dict[str, object]:
-        """The snapshot as a plain dict, for logs and metric exporters."""
-        return asdict(self)
 
 
 class _Worker:
