@@ -33,6 +33,7 @@ import respool
 from respool import _debug, resources, transient
 from respool.lifecycle import Lifecycle
 from respool.transient import TransientPool
+from tests.test_transient import no_automatic_gc
 
 TRANSIENT_FILE = transient.__file__
 
@@ -42,17 +43,6 @@ class Obj:
 
     def __init__(self, n: int = 0) -> None:
         self.n = n
-
-
-@contextlib.contextmanager
-def no_automatic_gc() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @contextlib.contextmanager
