@@ -19,12 +19,13 @@ from respool.fixed import FixedPool
 from respool.lease import Lease
 from respool.lifecycle import Lifecycle
 from respool.resources import BufferPool
-from respool.stats import PoolStats
-from respool.transient import TransientPool, TransientStats
-from respool.worker import WorkerPool, WorkerStats
+from respool.stats import BufferStats, PoolStats, TransientStats, WorkerStats
+from respool.transient import TransientPool
+from respool.worker import WorkerPool
 
 __all__ = [
     "BufferPool",
+    "BufferStats",
     "ElasticPool",
     "FixedPool",
     "Lease",

@@ -21,7 +21,6 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
 from typing import IO, Final
@@ -29,8 +28,8 @@ from typing import IO, Final
 from respool import _debug, _fork, _validate
 from respool.errors import StillInUse
 from respool.lifecycle import Lifecycle
-from respool.stats import Snapshot
-from respool.transient import TransientPool, TransientStats
+from respool.stats import BufferStats, TransientStats
+from respool.transient import TransientPool
 
 __all__ = ["BufferPool", "BufferStats", "byte_buffers", "bytes_io", "temp_files"]
 
@@ -226,31 +225,6 @@ def _close_io(stream: io.BytesIO) -> None:
 #: 16 MiB, keeping buffers pinned in a cache costs more memory than it saves time.
 DEFAULT_MIN_SIZE: Final = 4 * 1024
 DEFAULT_MAX_SIZE: Final = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class BufferStats(Snapshot):
-    """A snapshot of a :class:`BufferPool`: totals, and one ``TransientStats`` per class."""
-
-    name: str
-    #: Buffers cached now, and their total size in bytes.
-    idle: int
-    idle_bytes: int
-    gets: int
-    hits: int
-    misses: int
-    puts: int
-    #: Gets for more than ``max_size`` bytes: allocated, never pooled.
-    oversize: int
-    #: Buffers put back whose length is not a size class (too large, or foreign): dropped.
-    dropped_size: int
-    #: Buffers dropped by the garbage collector's rotation or ``max_idle_time``.
-    dropped_gc: int
-    dropped_age: int
-    #: Buffers refused at ``put`` (still exported, or resized): dropped.
-    dropped_reset: int
-    #: Per size class, for classes that have been used.
-    by_size: dict[int, TransientStats]
 
 
 class BufferPool:

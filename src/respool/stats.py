@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["PoolStats", "Snapshot"]
+__all__ = ["BufferStats", "PoolStats", "Snapshot", "TransientStats", "WorkerStats"]
 
 
 class Snapshot:
@@ -65,3 +65,116 @@ class PoolStats(Snapshot):
     def wait_time_mean(self) -> float:
         """Mean duration of a wait, in seconds (0.0 when nobody waited)."""
         return self.wait_time_total / self.waits if self.waits else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats(Snapshot):
+    """A snapshot of one ``WorkerPool``'s state and lifetime counters.
+
+    At every quiescent point (no call in progress, no task running):
+
+    * ``submitted == completed + failed + cancelled + queued + busy`` — every accepted task is
+      accounted for exactly once (``rejected`` and ``timeouts`` were never accepted);
+    * ``created - destroyed == resources <= workers``;
+    * ``busy + idle == workers``.
+
+    While work is in flight the figures are read without stopping the workers, so they may be
+    a task apart from each other.
+    """
+
+    name: str
+    #: Worker threads alive (they stop only at shutdown).
+    workers: int
+    #: Workers holding a task: running it, or preparing a resource for it.
+    busy: int
+    idle: int
+    #: Tasks accepted and not yet taken by a worker.
+    queued: int
+    #: Tasks accepted (futures handed out).
+    submitted: int
+    #: Tasks whose ``fn`` returned (the future holds its result).
+    completed: int
+    #: Tasks whose future holds an exception: ``fn`` raised, or no resource could be made for
+    #: it in time.
+    failed: int
+    #: Tasks cancelled before they ran (by the caller, or by ``shutdown(cancel_pending=True)``).
+    cancelled: int
+    #: Submits refused at once because the queue was full (``on_full="reject"``: ``PoolFull``).
+    rejected: int
+    #: Submits that waited for room and gave up at their deadline (``PoolTimeout``).
+    timeouts: int
+    #: Live resources (one per worker that has one).
+    resources: int
+    created: int
+    destroyed: int
+    #: Resources destroyed to be replaced: failed check or reset, an aborted task, or
+    #: ``max_tasks_per_resource`` reached.
+    replaced: int
+    create_errors: int
+    reset_errors: int
+    #: Resources found unviable by ``check`` (returned False or raised).
+    check_failures: int
+    destroy_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransientStats(Snapshot):
+    """A snapshot of one ``TransientPool``'s counters.
+
+    ``gets == hits + misses``. ``puts`` counts every call to ``put``, including those whose
+    object was dropped (``dropped_reset``, ``dropped_accept``). Every object that entered the
+    cache is eventually a hit, still ``idle``, or dropped (``dropped_age``, ``dropped_check``,
+    ``dropped_gc``, ``cleared``). While other threads run the figures are approximate: they are
+    read without a lock, one cache after another.
+    """
+
+    name: str
+    #: Objects cached right now, in every thread's cache and the shared store.
+    idle: int
+    gets: int
+    #: Gets served from a cache (the caller's own, the shared store, another thread's).
+    hits: int
+    #: Gets that had to call ``new()``.
+    misses: int
+    puts: int
+    #: Objects dropped because ``reset`` raised (``StillInUse`` included).
+    dropped_reset: int
+    #: Objects dropped because ``accept`` returned false or raised.
+    dropped_accept: int
+    #: Objects dropped because they had been idle longer than ``max_idle_time``.
+    dropped_age: int
+    #: Objects dropped by the garbage collector's rotation (idle through two full collections).
+    dropped_gc: int
+    #: Objects dropped at ``get`` because the lifecycle's ``check`` said they were not viable.
+    dropped_check: int
+    #: Objects dropped by ``clear()``.
+    cleared: int
+    #: Objects given up inside a ``borrow()`` block aborted by a non-``Exception``.
+    aborted: int
+    #: Calls to the lifecycle's ``destroy`` that raised.
+    destroy_errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStats(Snapshot):
+    """A snapshot of a :class:`BufferPool`: totals, and one ``TransientStats`` per class."""
+
+    name: str
+    #: Buffers cached now, and their total size in bytes.
+    idle: int
+    idle_bytes: int
+    gets: int
+    hits: int
+    misses: int
+    puts: int
+    #: Gets for more than ``max_size`` bytes: allocated, never pooled.
+    oversize: int
+    #: Buffers put back whose length is not a size class (too large, or foreign): dropped.
+    dropped_size: int
+    #: Buffers dropped by the garbage collector's rotation or ``max_idle_time``.
+    dropped_gc: int
+    dropped_age: int
+    #: Buffers refused at ``put`` (still exported, or resized): dropped.
+    dropped_reset: int
+    #: Per size class, for classes that have been used.
+    by_size: dict[int, TransientStats]

@@ -92,7 +92,6 @@ import math
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from time import monotonic
 from types import TracebackType
@@ -101,7 +100,7 @@ from typing import Any, Final, Generic, TypeVar
 from respool import _fork, _validate
 from respool.errors import StillInUse
 from respool.lifecycle import Lifecycle, coerce
-from respool.stats import Snapshot
+from respool.stats import TransientStats
 
 __all__ = ["TransientPool", "TransientStats"]
 
@@ -111,44 +110,6 @@ log = logging.getLogger("respool")
 
 _names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
 _MISSING: Final[Any] = object()  # "nothing usable here", distinct from any cached object
-
-
-@dataclass(frozen=True, slots=True)
-class TransientStats(Snapshot):
-    """A snapshot of one ``TransientPool``'s counters.
-
-    ``gets == hits + misses``. ``puts`` counts every call to ``put``, including those whose
-    object was dropped (``dropped_reset``, ``dropped_accept``). Every object that entered the
-    cache is eventually a hit, still ``idle``, or dropped (``dropped_age``, ``dropped_check``,
-    ``dropped_gc``, ``cleared``). While other threads run the figures are approximate: they are
-    read without a lock, one cache after another.
-    """
-
-    name: str
-    #: Objects cached right now, in every thread's cache and the shared store.
-    idle: int
-    gets: int
-    #: Gets served from a cache (the caller's own, the shared store, another thread's).
-    hits: int
-    #: Gets that had to call ``new()``.
-    misses: int
-    puts: int
-    #: Objects dropped because ``reset`` raised (``StillInUse`` included).
-    dropped_reset: int
-    #: Objects dropped because ``accept`` returned false or raised.
-    dropped_accept: int
-    #: Objects dropped because they had been idle longer than ``max_idle_time``.
-    dropped_age: int
-    #: Objects dropped by the garbage collector's rotation (idle through two full collections).
-    dropped_gc: int
-    #: Objects dropped at ``get`` because the lifecycle's ``check`` said they were not viable.
-    dropped_check: int
-    #: Objects dropped by ``clear()``.
-    cleared: int
-    #: Objects given up inside a ``borrow()`` block aborted by a non-``Exception``.
-    aborted: int
-    #: Calls to the lifecycle's ``destroy`` that raised.
-    destroy_errors: int
 
 
 class _Mark:

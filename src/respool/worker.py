@@ -58,7 +58,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from time import monotonic
 from types import TracebackType
@@ -68,7 +67,7 @@ from respool import _fork, _validate
 from respool._future import TaskFuture
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle, coerce
-from respool.stats import Snapshot
+from respool.stats import WorkerStats
 
 __all__ = ["WorkerPool", "WorkerStats"]
 
@@ -97,56 +96,6 @@ def retry_delay(failures: int, rng: Callable[[float, float], float] = random.uni
     """Seconds to wait after the *failures*-th consecutive failed ``create`` (1, 2, ...)."""
     ceiling = min(_RETRY_CAP, _RETRY_BASE * 2 ** min(failures - 1, 30))
     return rng(ceiling / 2, ceiling)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerStats(Snapshot):
-    """A snapshot of one ``WorkerPool``'s state and lifetime counters.
-
-    At every quiescent point (no call in progress, no task running):
-
-    * ``submitted == completed + failed + cancelled + queued + busy`` — every accepted task is
-      accounted for exactly once (``rejected`` and ``timeouts`` were never accepted);
-    * ``created - destroyed == resources <= workers``;
-    * ``busy + idle == workers``.
-
-    While work is in flight the figures are read without stopping the workers, so they may be
-    a task apart from each other.
-    """
-
-    name: str
-    #: Worker threads alive (they stop only at shutdown).
-    workers: int
-    #: Workers holding a task: running it, or preparing a resource for it.
-    busy: int
-    idle: int
-    #: Tasks accepted and not yet taken by a worker.
-    queued: int
-    #: Tasks accepted (futures handed out).
-    submitted: int
-    #: Tasks whose ``fn`` returned (the future holds its result).
-    completed: int
-    #: Tasks whose future holds an exception: ``fn`` raised, or no resource could be made for
-    #: it in time.
-    failed: int
-    #: Tasks cancelled before they ran (by the caller, or by ``shutdown(cancel_pending=True)``).
-    cancelled: int
-    #: Submits refused at once because the queue was full (``on_full="reject"``: ``PoolFull``).
-    rejected: int
-    #: Submits that waited for room and gave up at their deadline (``PoolTimeout``).
-    timeouts: int
-    #: Live resources (one per worker that has one).
-    resources: int
-    created: int
-    destroyed: int
-    #: Resources destroyed to be replaced: failed check or reset, an aborted task, or
-    #: ``max_tasks_per_resource`` reached.
-    replaced: int
-    create_errors: int
-    reset_errors: int
-    #: Resources found unviable by ``check`` (returned False or raised).
-    check_failures: int
-    destroy_errors: int
 
 
 class _Worker:

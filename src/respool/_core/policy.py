@@ -1,0 +1,47 @@
+"""Policies every pool applies the same way, decided here once.
+
+*Abort means discard.* A lease, a borrowed object or a worker's task that ends by a
+``BaseException`` that is not an ``Exception`` (task cancellation, ``KeyboardInterrupt``,
+``SystemExit``) was cut short mid-operation: its resource may hold an unread reply or a
+half-written record, so it is destroyed, never reused. An ordinary ``Exception`` leaves the
+resource in a known state, so it is reset and reused, unless the pool was told
+``discard_on_error``. A clean end resets and reuses.
+
+*A failing callback.* ``create``, ``reset``, ``check`` and ``destroy`` are user code and may
+raise anything. The pool first puts its own state right (the resource is destroyed or its slot
+given back, the failure counted), then:
+
+* an ``Exception`` is logged and never raised into an unrelated caller (a ``create`` made for
+  the caller's own acquire is the exception: its error is the caller's answer);
+* anything else (``KeyboardInterrupt``, ``SystemExit``, cancellation) is re-raised in the
+  caller's thread, because swallowing an interrupt is worse than any error. A pool's own
+  thread (a worker, the background filler) has no caller: there it is logged like an
+  ``Exception`` and the thread carries on, so the pool never loses a worker.
+* ``StillInUse`` from ``reset`` is the caller's bug (it gave back a resource still in use), so
+  it reaches whoever gave the resource back, after the resource is destroyed.
+"""
+
+from __future__ import annotations
+
+from respool.errors import StillInUse
+
+__all__ = ["discards", "reaches_caller"]
+
+
+def discards(exc_type: type[BaseException] | None, discard_on_error: bool = False) -> bool:
+    """Must a resource whose use ended with *exc_type* (None: cleanly) be destroyed?"""
+    if exc_type is None:
+        return False
+    if issubclass(exc_type, Exception):
+        return discard_on_error
+    return True
+
+
+def reaches_caller(exc: BaseException, *, in_caller: bool = True) -> bool:
+    """Once the pool is consistent again, is a callback's *exc* re-raised?
+
+    *in_caller*: the callback ran in a caller's thread, not in one of the pool's own.
+    """
+    if not in_caller:
+        return False
+    return isinstance(exc, StillInUse) or not isinstance(exc, Exception)
