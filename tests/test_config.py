@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -74,3 +75,34 @@ def test_error_hierarchy() -> None:
     for cls in (respool.PoolClosed, respool.PoolFull, respool.LeaseError):
         assert issubclass(cls, respool.PoolError)
     assert issubclass(respool.StillInUse, respool.LeaseError)
+
+
+def test_inconsistent_sizes_given_explicitly_name_both_parameters() -> None:
+    """ElasticPool(max_idle=4, max_size=2) is refused with both names in the message."""
+    with pytest.raises(ValueError, match=r"max_idle \(4\).*max_size \(2\)"):
+        respool.ElasticPool(object, max_idle=4, max_size=2)
+    with pytest.raises(ValueError, match=r"min_idle \(3\).*max_idle \(2\)"):
+        respool.ElasticPool(object, min_idle=3, max_idle=2)
+
+
+def test_default_max_idle_is_clamped_to_max_size() -> None:
+    """A max_idle left at its default never exceeds max_size."""
+    pool = respool.ElasticPool(object, max_size=2)
+    assert pool.max_idle == 2
+    assert pool.stats().size == 0
+    pool.close()
+    roomy = respool.ElasticPool(object)
+    assert roomy.max_idle == 4
+    roomy.close()
+
+
+@pytest.mark.parametrize("cls", [respool.FixedPool, respool.ElasticPool])
+def test_help_documents_every_option(cls: type[Any]) -> None:
+    """help() on a pool class explains each constructor option, and shows real defaults."""
+    doc = cls.__doc__ or ""
+    for option in ("timeout", "max_waiting", "discard_on_error", "order", "name"):
+        assert f"``{option}``" in doc, option
+    signature = str(inspect.signature(cls))
+    assert "object at" not in signature
+    assert "object at" not in str(inspect.signature(cls.acquire))
+    assert "pool's timeout" in str(inspect.signature(cls.acquire))

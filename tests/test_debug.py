@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import respool
 from respool import _debug
 from respool.lease import DebugLease, Lease
-from tests.conftest import Boom, PoolFactory, Res, Tracker
+from tests.conftest import Boom, PoolFactory, Res, Tracker, settle
 
 
 @pytest.fixture
@@ -160,40 +160,26 @@ def test_failing_body_keeps_its_exception(
     assert pool.stats().in_use == 0
 
 
-def test_lost_lease_is_reported_and_its_slot_recovered(
+def test_lost_lease_is_reported_with_the_stack_that_acquired_it(
     debug_on: None, make_pool: PoolFactory, tracker: Tracker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A lease collected while active is logged with its stack and its resource destroyed."""
+    """In debug mode a lease collected while active is logged with its acquiring stack."""
     pool = make_pool(1)
 
     def forget() -> None:
         acquire_here(pool)  # never released
 
     with caplog.at_level(logging.WARNING, logger="respool"):
-        forget()
-        gc.collect()
+        with pytest.warns(ResourceWarning, match="log shows where it was acquired"):  # noqa: PT031 - the loss happens across these lines
+            forget()
+            gc.collect()
+        settle()
+        assert pool.stats().leaks == 1
     assert "lost without being released" in caplog.text
     assert "acquire_here" in caplog.text
     assert len(tracker.destroyed) == 1
-    assert pool.stats().leaks == 1
     with pool.acquire(timeout=2) as res:  # the slot is usable again
         assert not res.destroyed
-
-
-def test_lost_lease_while_the_lock_is_held_waits_for_the_next_call(
-    debug_on: None, make_pool: PoolFactory, tracker: Tracker
-) -> None:
-    """A leak seen while the pool's lock is taken is settled on the next slow-path call."""
-    pool = make_pool(1)
-    lease = pool.acquire()
-    with pool._lock:
-        del lease
-        assert len(pool._orphans) == 1
-    assert tracker.destroyed == []
-    stats = pool.stats()
-    assert stats.leaks == 1
-    assert len(tracker.destroyed) == 1
-    assert pool._orphans == []
 
 
 def test_reset_raising_still_in_use_reaches_the_caller(make_pool: PoolFactory) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import warnings
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 import respool
+from respool._threads import filler
 from tests.conftest import Tracker
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
@@ -56,6 +58,7 @@ def test_child_starts_afresh(tracker: Tracker, kind: str) -> None:
         held.release()  # a lease from before the fork: forgotten, not reused
         with pool.acquire(timeout=1) as res:
             again = res.n
+        assert filler.flush(5.0)
         stats = pool.stats()
         return {
             "got": [got, again],
@@ -67,7 +70,8 @@ def test_child_starts_afresh(tracker: Tracker, kind: str) -> None:
     report = fork_and_report(child)
     assert not set(report["got"]) & set(parents)
     assert report["destroyed"] == []
-    assert report["size"] == report["created"] == 1
+    # A FixedPool keeps its size in the child too (its filler makes them there).
+    assert report["size"] == report["created"] == (2 if kind == "fixed" else 1)
     # The parent is untouched and carries on with its own resources.
     assert not any(res.destroyed for res in tracker.made)
     held.release()
@@ -89,3 +93,55 @@ def test_closed_pool_stays_closed_in_the_child(tracker: Tracker) -> None:
         return {"closed": False}
 
     assert fork_and_report(child) == {"closed": True}
+
+
+@pytest.mark.parametrize("how", ["with", "release", "discard", "abort", "dropped"])
+def test_child_never_resets_checks_or_destroys_the_parents_resource(
+    tracker: Tracker, kind: str, how: str
+) -> None:
+    """A lease taken before the fork and ended in the child runs no callback on the parent's
+    resource there (a reset would write a ROLLBACK down the parent's socket)."""
+    pool: respool.FixedPool[Any] | respool.ElasticPool[Any]
+    if kind == "fixed":
+        pool = respool.FixedPool(tracker.lifecycle(), size=1)
+    else:
+        pool = respool.ElasticPool(tracker.lifecycle(), min_idle=1, max_idle=1)
+    box = [pool.acquire()]
+    parents = {res.n for res in tracker.made}
+
+    def child() -> dict[str, object]:
+        touched: list[int] = []
+        tracker.reset = lambda res: touched.append(res.n)  # type: ignore[method-assign]
+        tracker.check = lambda res: touched.append(res.n) or True  # type: ignore[method-assign]
+        destroyed_before = len(tracker.destroyed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if how == "with":
+                with box[0]:
+                    pass
+            elif how == "release":
+                box[0].release()
+            elif how == "discard":
+                box[0].discard()
+            elif how == "abort":
+                try:
+                    with box[0]:
+                        raise KeyboardInterrupt
+                except KeyboardInterrupt:
+                    pass
+            else:
+                box.clear()  # the parent's lease is dropped in the child: no leak here
+                gc.collect()
+        stats = pool.stats()
+        return {
+            "touched": [n for n in touched if n in parents],
+            "destroyed": [r.n for r in tracker.destroyed[destroyed_before:]],
+            "leaks": stats.leaks,
+            "warnings": [str(w.message) for w in caught if w.category is ResourceWarning],
+        }
+
+    report = fork_and_report(child)
+    assert report == {"touched": [], "destroyed": [], "leaks": 0, "warnings": []}
+    box[0].release()  # the parent's own lease is still good in the parent
+    assert pool.stats().leaks == 0
+    pool.close()

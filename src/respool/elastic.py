@@ -8,10 +8,10 @@ than making one, and the pool only needs to absorb jumps in demand, not its peak
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from respool import _validate
-from respool.free_list import DEFAULT_TIMEOUT, _FreeListPool
+from respool._threads.free_list import DEFAULT_TIMEOUT, _FreeListPool
 from respool.lifecycle import Lifecycle
 
 __all__ = ["ElasticPool"]
@@ -19,18 +19,54 @@ __all__ = ["ElasticPool"]
 T = TypeVar("T")
 
 
+class _Default(int):
+    """An ``int`` default that knows it was not given (shown as the plain number by
+    ``help()``), so an explicit value can be checked where the default is adjusted."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return int.__repr__(self)
+
+
+_MAX_IDLE: Final = _Default(4)
+
+
 class ElasticPool(_FreeListPool[T]):
     """A dynamic free list: create when empty, destroy surplus on return.
 
-    ``min_idle`` resources are created in the constructor; ``max_size`` (None: unbounded)
-    caps live resources, beyond which callers wait; ``max_idle`` caps the idle ones kept.
+    ``create`` is a :class:`~respool.Lifecycle` or a bare callable plus ``reset=``,
+    ``check=``, ``destroy=``.
+
+    Options:
+
+    * ``max_idle`` — idle resources kept at most; one returned beyond it is destroyed
+      (default 4, lowered to ``max_size`` when that is smaller and ``max_idle`` is not given).
+    * ``min_idle`` — resources created in the constructor (default 0; at most ``max_idle``).
+    * ``max_size`` — live resources at most (default ``None``: no limit); beyond it callers
+      wait.
+    * ``timeout`` — seconds ``acquire`` waits when ``max_size`` resources are lent (default
+      30; ``None`` waits forever; ``0`` never waits), then ``PoolTimeout``;
+      ``acquire(timeout=...)`` overrides it per call.
+    * ``max_waiting`` — callers allowed to wait at once (default ``None``: no limit); the next
+      one gets ``PoolFull`` at once.
+    * ``discard_on_error`` — when a ``with`` body raises an ``Exception``, destroy the
+      resource instead of resetting it (default False). A ``BaseException`` that is not an
+      ``Exception`` (cancellation, ``KeyboardInterrupt``) always destroys it.
+    * ``order`` — ``"lifo"`` (default: reuse the most recently returned resource, so the rest
+      can age out) or ``"fifo"`` (rotate through all of them evenly).
+    * ``name`` — used in logs and error messages.
+
+    An acquire that must create a resource does so in its own thread and gets ``create``'s
+    error if it fails. Inconsistent sizes given explicitly (``min_idle > max_idle``,
+    ``max_idle > max_size``, ``min_idle > max_size``) raise ``ValueError`` naming both.
     """
 
     def __init__(
         self,
         create: Lifecycle[T] | Callable[[], T],
         *,
-        max_idle: int = 4,
+        max_idle: int = _MAX_IDLE,
         min_idle: int = 0,
         max_size: int | None = None,
         reset: Callable[[T], object] | None = None,
@@ -42,21 +78,27 @@ class ElasticPool(_FreeListPool[T]):
         order: str = "lifo",
         name: str | None = None,
     ) -> None:
+        given = max_idle is not _MAX_IDLE
         max_idle = _validate.integer("max_idle", max_idle, minimum=0)
         min_idle = _validate.integer("min_idle", min_idle, minimum=0)
         max_size = _validate.optional_integer("max_size", max_size, minimum=1)
+        if max_size is not None and max_idle > max_size:
+            if given:
+                raise ValueError(
+                    f"max_idle ({max_idle}) must not exceed max_size ({max_size}):"
+                    " no more resources can be idle than can exist"
+                )
+            max_idle = max_size
         if min_idle > max_idle:
             raise ValueError(f"min_idle ({min_idle}) must not exceed max_idle ({max_idle})")
-        if max_size is not None and min_idle > max_size:
-            raise ValueError(f"min_idle ({min_idle}) must not exceed max_size ({max_size})")
-        self.max_idle = max_idle
+        self.max_idle = int(max_idle)
         self.min_idle = min_idle
         self.max_size = max_size
         super().__init__(
             create,
             min_size=0,
             max_size=max_size,
-            max_idle=max_idle,
+            max_idle=self.max_idle,
             prime=min_idle,
             reset=reset,
             check=check,

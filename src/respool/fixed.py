@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from respool import _validate
-from respool.free_list import DEFAULT_TIMEOUT, _FreeListPool
+from respool._threads.free_list import DEFAULT_TIMEOUT, _FreeListPool
 from respool.lifecycle import Lifecycle
 
 __all__ = ["FixedPool"]
@@ -22,10 +22,31 @@ T = TypeVar("T")
 class FixedPool(_FreeListPool[T]):
     """A free list of exactly ``size`` resources, created in the constructor.
 
-    A resource destroyed for any reason (failed ``check`` or ``reset``, discard, abort) is
-    replaced, so the pool keeps its size; if the replacement cannot be created, the next
-    acquire that finds the pool short tries again. If creating the initial resources fails,
-    the ones already made are destroyed and the error is raised.
+    ``create`` is a :class:`~respool.Lifecycle` or a bare callable plus ``reset=``,
+    ``check=``, ``destroy=``. If creating the initial resources fails, the ones already made
+    are destroyed and the error is raised. A resource destroyed for any reason (failed
+    ``check`` or ``reset``, ``discard()``, an aborted ``with`` body, a lost lease) is replaced
+    by a background thread, so the pool keeps its size; while ``create`` keeps failing it is
+    retried with backoff (about 50 ms at first, doubling to 2 s) and callers wait, up to their
+    timeout, for the replacement.
+
+    Options:
+
+    * ``size`` — how many resources the pool holds (>= 1).
+    * ``timeout`` — seconds ``acquire`` waits for a resource (default 30; ``None`` waits
+      forever; ``0`` never waits), then ``PoolTimeout``; ``acquire(timeout=...)`` overrides it
+      per call.
+    * ``max_waiting`` — callers allowed to wait at once (default ``None``: no limit); the next
+      one gets ``PoolFull`` at once.
+    * ``discard_on_error`` — when a ``with`` body raises an ``Exception``, destroy the
+      resource instead of resetting it (default False). A ``BaseException`` that is not an
+      ``Exception`` (cancellation, ``KeyboardInterrupt``) always destroys it.
+    * ``order`` — ``"lifo"`` (default: reuse the most recently returned resource, so the rest
+      can age out) or ``"fifo"`` (rotate through all of them evenly).
+    * ``name`` — used in logs and error messages.
+
+    Waiters are served strictly in arrival order: a newcomer never takes a resource while
+    someone waits, and a waiter whose resource fails its ``check`` keeps its place.
     """
 
     def __init__(

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from respool import _debug
+from respool._core import policy
 from respool.errors import LeaseError, StillInUse
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ class _Owner(Protocol):
 
     def _throw_away(self, entry: Entry[Any]) -> None: ...
 
-    def _leaked(self, entry: Entry[Any], stack: str) -> None: ...
-
 
 class Lease(Generic[T]):
     """One borrowed resource. Use it as a context manager, or end it by hand.
@@ -49,7 +48,9 @@ class Lease(Generic[T]):
     * body raises any other ``BaseException`` (cancellation, ``KeyboardInterrupt``,
       ``SystemExit``): destroyed, because it may be mid-operation (*abort means discard*).
 
-    The body's exception always propagates unchanged.
+    The body's exception always propagates unchanged. A lease dropped without being ended
+    does not lose its slot: when it is garbage-collected the pool destroys the resource (its
+    state is unknown), replaces it, counts it in ``leaks`` and emits a ``ResourceWarning``.
     """
 
     # Leases are made on the hot path: slots, and no __init__ (pools fill the slots directly).
@@ -111,14 +112,14 @@ class Lease(Generic[T]):
         self._entry = None
         if exc_type is None:
             self._pool._put(entry)
-        elif issubclass(exc_type, Exception) and not self._pool.discard_on_error:
+        elif policy.discards(exc_type, self._pool.discard_on_error):
+            self._pool._throw_away(entry)
+        else:
             try:
                 self._pool._put(entry)
             except StillInUse:
                 # The pool destroyed the resource already; the body's exception matters more.
                 log.warning("pool %r: resource still in use at return", self._pool.name)
-        else:
-            self._pool._throw_away(entry)
 
     def __repr__(self) -> str:
         state = "active" if self._entry is not None else "ended"
@@ -131,8 +132,9 @@ class DebugLease(Lease[T]):
     It records the stack that acquired it (and the one that ended it) for every
     ``LeaseError``; on a normal return it refuses a resource still referenced from outside
     the pool (*not quite done*): the resource is destroyed, never lent again, and
-    ``StillInUse`` is raised with the acquiring stack. A debug lease garbage-collected while
-    still active is reported as a leak, and its resource destroyed so the slot is not lost.
+    ``StillInUse`` is raised with the acquiring stack. A lease garbage-collected while still
+    active is recovered by its pool in either mode; a debug lease adds where it was acquired
+    to the report.
     """
 
     __slots__ = ("_acquired_at", "_ended_at", "_held", "_refs")
@@ -153,8 +155,12 @@ class DebugLease(Lease[T]):
         if entry is not None:
             self._acquired_at = _debug.capture_stack()
             self._refs = _debug.references(entry.resource)
+            entry.trace = self._acquired_at  # for the report, should the lease be lost
         else:
             self._ended_at = _debug.capture_stack()
+            held = getattr(self, "_held", None)
+            if held is not None:
+                held.trace = None
         self._held = entry
 
     def release(self) -> None:
@@ -194,12 +200,3 @@ class DebugLease(Lease[T]):
         if ended is not None:
             text += f"and ended at:\n{_debug.format_stack(ended)}"
         return text
-
-    def __del__(self) -> None:
-        entry = getattr(self, "_held", None)
-        if entry is None:
-            return
-        try:
-            self._pool._leaked(entry, _debug.format_stack(self._acquired_at))
-        except Exception:  # pragma: no cover - e.g. at interpreter exit, modules torn down
-            pass

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 
-from respool._core.free_list import CLOSED, CREATE, Entry, FreeListCore, Waiter
+from respool._core.free_list import (
+    CLOSED,
+    CREATE,
+    PUT_DONE,
+    PUT_REFUSED,
+    Entry,
+    FreeListCore,
+    Waiter,
+)
 from respool.errors import PoolClosed, PoolFull
 
 
@@ -147,38 +157,106 @@ def test_create_failed_frees_the_slot_for_the_next_waiter() -> None:
     core = make_core(max_size=1)
     assert core.request(0.0, handle=None).outcome is CREATE
     waiter = core.request(0.0, handle="w").outcome
-    todo = core.create_failed(1.0)
+    error = RuntimeError("down")
+    todo = core.create_failed(1.0, error)
     assert todo.wake == [waiter]
     assert isinstance(waiter, Waiter)
     assert waiter.grant is CREATE
     assert core.creating == 1
     assert core.create_errors == 1
+    assert core.last_create_error is error
     core.check_invariants()
 
 
-def test_create_failed_does_not_ask_for_a_replacement() -> None:
-    """A create that keeps failing must not loop: no replacement is requested."""
+def test_a_callers_failed_create_below_min_size_is_owed_to_the_filler() -> None:
+    """A caller's slot below min_size that produced nothing is reserved for the filler."""
     core = make_core(min_size=2, max_size=2)
-    assert core.fill() == 2
-    todo = core.create_failed(0.0)
-    assert todo.create == 0
-    assert core.creating == 1
+    assert core.reserve(2) == 2
+    todo = core.create_failed(0.0, RuntimeError("down"))
+    assert todo.fill
+    assert (core.creating, core.owed) == (2, 1)
+    core.check_invariants()
 
 
-def test_discard_below_min_size_asks_for_a_replacement() -> None:
-    """A FixedPool-like core replaces what it destroys."""
+def test_discard_below_min_size_is_owed_to_the_filler() -> None:
+    """A FixedPool-like core replaces what it destroys, through the filler, not the caller."""
     core = make_core(min_size=2, max_size=2)
     a, _ = fill_idle(core, "a", "b")
     assert core.request(0.0, handle=None).outcome is not None
     todo = core.discard(a, 0.0)
     assert todo.destroy == [a]
-    assert todo.create == 1
-    assert core.creating == 1
+    assert todo.fill
+    assert (core.creating, core.owed) == (1, 1)
+    core.check_invariants()
+
+
+def test_filler_fills_owed_slots_and_hands_them_to_waiters_first() -> None:
+    """The filler's new resource goes to the first waiter, fresh (it needs no check)."""
+    core = make_core(min_size=1, max_size=1)
+    (entry,) = fill_idle(core, "a")
+    assert core.request(0.0, handle=None).outcome is entry
+    waiter = core.request(0.0, handle="w").outcome
+    assert isinstance(waiter, Waiter)
+    core.discard(entry, 1.0)
+    assert waiter.grant is None  # the room is owed to the filler, not to the waiter
+    assert core.start_fills(1.0) == 1
+    todo = core.stock("b", 2.0, owed=True)
+    assert todo.wake == [waiter]
+    assert isinstance(waiter.grant, Entry)
+    assert waiter.grant.fresh
+    core.check_invariants()
+
+
+def test_failed_fill_stays_owed_and_backs_off() -> None:
+    """A fill that fails is retried only when the backoff says, never in a busy loop."""
+    core = make_core(min_size=1, max_size=1)
+    (entry,) = fill_idle(core, "a")
+    core.request(0.0, handle=None)
+    core.discard(entry, 0.0)
+    assert core.start_fills(0.0) == 1
+    error = RuntimeError("down")
+    todo = core.fill_failed(10.0, error)
+    assert todo.fill
+    assert (core.creating, core.owed, core.create_errors) == (1, 1, 1)
+    assert core.last_create_error is error
+    assert core.start_fills(10.0) == 0  # backing off
+    assert 10.0 < core.backoff.retry_at < 10.1
+    assert core.start_fills(core.backoff.retry_at) == 1
+    core.stock("b", 11.0, owed=True)
+    assert core.backoff.failures == 0
+    assert core.last_create_error is None
+    core.check_invariants()
+
+
+def test_fill_failed_puts_back_the_unstarted_fills() -> None:
+    """Fills taken together and not started after a failure are owed again."""
+    core = make_core(min_size=3, max_size=3, max_idle=3)
+    entries = fill_idle(core, "a", "b", "c")
+    for entry in entries:
+        core.request(0.0, handle=None)
+        core.discard(entry, 0.0)
+    assert core.start_fills(0.0) == 3
+    core.fill_failed(0.0, RuntimeError("down"), unstarted=2)
+    assert (core.creating, core.owed) == (3, 3)
+    with pytest.raises(ValueError, match="unstarted"):
+        core.fill_failed(0.0, RuntimeError("down"), unstarted=5)
+    core.check_invariants()
+
+
+def test_close_forgets_owed_slots() -> None:
+    """Nothing is owed to a closed pool."""
+    core = make_core(min_size=1, max_size=1)
+    (entry,) = fill_idle(core, "a")
+    core.request(0.0, handle=None)
+    core.discard(entry, 0.0)
+    core.close()
+    assert (core.creating, core.owed) == (0, 0)
+    assert core.start_fills(0.0) == 0
     core.check_invariants()
 
 
 def test_discard_hands_freed_room_to_a_waiter() -> None:
-    """Destroying an entry while someone waits lets that waiter create one."""
+    """Destroying an entry while someone waits lets that waiter create one (above min_size)."""
     core = make_core(max_size=1)
     (entry,) = fill_idle(core, "a")
     core.request(0.0, handle=None)
@@ -187,7 +265,7 @@ def test_discard_hands_freed_room_to_a_waiter() -> None:
     assert todo.wake == [waiter]
     assert isinstance(waiter, Waiter)
     assert waiter.grant is CREATE
-    assert todo.create == 0
+    assert not todo.fill
 
 
 def test_leaked_entry_is_destroyed_counted_and_replaced() -> None:
@@ -197,20 +275,57 @@ def test_leaked_entry_is_destroyed_counted_and_replaced() -> None:
     assert core.request(0.0, handle=None).outcome is entry
     todo = core.leaked(entry, 1.0)
     assert todo.destroy == [entry]
-    assert todo.create == 1
+    assert todo.fill
     assert core.stats().leaks == 1
     assert not core.leaked(entry, 2.0)  # reported twice: nothing more happens
     assert core.stats().leaks == 1
 
 
-def test_an_idle_entry_cannot_leak() -> None:
-    """Reporting an idle entry as leaked is refused and changes nothing."""
+def test_check_failed_keeps_the_callers_place_at_the_head() -> None:
+    """A served waiter whose resource fails its check is served again before later ones."""
+    core = make_core(min_size=1, max_size=1)
+    (entry,) = fill_idle(core, "a")
+    assert core.request(0.0, handle=None).outcome is entry
+    w1 = core.request(1.0, handle=1).outcome
+    w2 = core.request(2.0, handle=2).outcome
+    assert isinstance(w1, Waiter) and isinstance(w2, Waiter)
+    core.release(entry, 3.0)
+    assert w1.grant is entry
+    todo = core.check_failed(entry, 4.0, handle=11)
+    again = todo.outcome
+    assert isinstance(again, Waiter)
+    assert list(core.waiters) == [again, w2]
+    assert core.start_fills(4.0) == 1
+    core.stock("b", 5.0, owed=True)
+    assert isinstance(again.grant, Entry)
+    assert w2.grant is None
+    assert core.check_failures == 1
+    core.check_invariants()
+
+
+def test_check_failed_with_room_lets_the_caller_create() -> None:
+    """Above min_size the destroyed entry's room goes to the caller, not the next waiter."""
+    core = make_core(max_size=1)
+    (entry,) = fill_idle(core, "a")
+    core.request(0.0, handle=None)
+    waiter = core.request(0.0, handle="w").outcome
+    todo = core.check_failed(entry, 1.0, handle=None)
+    assert todo.outcome is CREATE
+    assert isinstance(waiter, Waiter)
+    assert waiter.grant is None
+    core.check_invariants()
+
+
+def test_check_failed_on_a_closed_pool_says_closed() -> None:
+    """A caller whose check failed after close gets CLOSED, and the entry is destroyed."""
     core = make_core()
     (entry,) = fill_idle(core, "a")
-    with pytest.raises(ValueError, match="idle"):
-        core.leaked(entry, 0.0)
-    assert list(core.idle) == [entry]
-    assert core.stats().leaks == 0
+    core.request(0.0, handle=None)
+    core.close()
+    todo = core.check_failed(entry, 0.0, handle="h")
+    assert todo.outcome is CLOSED
+    assert todo.destroy == [entry]
+    core.check_invariants()
 
 
 def test_release_beyond_max_idle_destroys_the_surplus() -> None:
@@ -260,17 +375,65 @@ def test_give_back_of_a_create_grant_frees_the_slot() -> None:
     assert core.create_errors == 0
 
 
-def test_entries_of_another_generation_are_forgotten_not_destroyed() -> None:
+def test_entries_of_another_epoch_are_forgotten_not_destroyed() -> None:
     """After a fork the child's core ignores the parent's entries entirely."""
     parent = make_core()
     (entry,) = fill_idle(parent, "a")
-    child = FreeListCore[str](
-        name="t", min_size=0, max_size=2, max_idle=2, max_waiting=None, lifo=True, generation=1
-    )
+    child = parent.forked()
+    assert child.foreign(entry)
+    assert child.put_nowait(entry) == PUT_REFUSED
     assert not child.release(entry, 0.0)
     assert not child.discard(entry, 0.0)
+    assert not child.leaked(entry, 0.0)
+    with pytest.raises(ValueError, match="another process"):
+        child.check_failed(entry, 0.0, None)
     assert not child.idle
     assert child.destroyed == 0
+
+
+def test_a_forked_child_owes_its_min_size_and_disowns_the_parents_entries() -> None:
+    """The child keeps its size by creating its own; the parent's entries no longer report
+    losses to the pool."""
+    parent = make_core(min_size=2, max_size=2)
+    entries = fill_idle(parent, "a", "b")
+
+    class Shell:
+        def _lost(self, entry: object) -> None:
+            raise AssertionError("a parent's entry reported as lost in the child")
+
+    shell = Shell()
+    for entry in entries:
+        entry.owner = weakref.ref(shell)
+    child = parent.forked()
+    assert all(entry.owner is None for entry in entries)
+    assert (child.size, child.owed) == (0, 2)
+    todo = child.request(0.0, handle="w")
+    assert todo.fill and isinstance(todo.outcome, Waiter)
+    child.check_invariants()
+
+
+def test_non_blocking_moves_answer_without_the_lock() -> None:
+    """take_nowait never overtakes a waiter; put_nowait says when the lock is needed."""
+    core = make_core(max_size=1)
+    (entry,) = fill_idle(core, "a")
+    assert core.take_nowait() is entry
+    assert core.take_nowait() is None
+    assert core.put_nowait(entry) == PUT_DONE
+    assert core.take_nowait() is entry
+    waiter = core.request(0.0, handle="w").outcome
+    assert core.put_nowait(entry) == PUT_REFUSED  # someone waits: the lock decides
+    todo = core.finish_put(entry, PUT_REFUSED, 1.0)
+    assert todo.wake == [waiter]
+    with pytest.raises(ValueError, match="finish_put"):
+        core.finish_put(entry, PUT_DONE, 1.0)
+
+
+def test_timeout_figures_describe_the_pool() -> None:
+    """describe() gives what a PoolTimeout message needs."""
+    core = make_core(max_size=2)
+    fill_idle(core, "a", "b")
+    core.request(0.0, handle=None)
+    assert core.describe() == "size=2, lent=1, waiting=0"
 
 
 def test_settle_serves_a_waiter_that_raced_a_lock_free_put() -> None:
@@ -321,3 +484,17 @@ def test_stats_follow_the_counts() -> None:
     assert stats.acquires == 1
     core.discard(taken, 0.0)
     assert core.stats().acquires == 1  # uses of destroyed entries are kept
+
+
+def test_only_entries_older_than_the_caller_need_a_check() -> None:
+    """Made for the caller, or made while it acquired and never lent: no check needed."""
+    core = make_core(max_size=3)
+    old, new = fill_idle(core, "old", "new")
+    assert core.needs_check(old, since=1.0)  # idle from before the caller began
+    new.created_at = 2.0
+    assert not core.needs_check(new, since=1.0)  # made meanwhile, never lent
+    new.uses = 1
+    assert core.needs_check(new, since=1.0)  # lent since: it may have gone bad
+    assert core.request(5.0, handle=None).outcome is new
+    assert core.reserve(1) == 1
+    assert not core.needs_check(core.filled("mine", 6.0), since=9.0)  # made for the caller

@@ -1,8 +1,10 @@
 """Stateful property test: random moves against the free-list core keep every invariant.
 
-The machine plays every caller at once: it requests, parks, cancels, creates (successfully or
-not), releases, discards, closes, and makes the shell's lock-free take and put, including a
-put whose second look is delayed while other moves run (the race the core must settle).
+The machine plays every caller and the background filler at once, through the very methods
+the threaded shell calls: it requests, parks, cancels, creates (successfully or not), checks
+(a failed check keeps the caller's place), releases, discards, loses leases, closes, fills
+owed slots with backoff, and makes the lock-free ``take_nowait`` and ``put_nowait``, with the
+``finish_put`` under the lock delayed while other moves run (the race the core must settle).
 Besides the core's own invariants it checks the accounting from outside: every live resource
 is in exactly one place (idle, held by a caller, or granted to a woken waiter) and every
 reserved slot is held by exactly one creator.
@@ -22,7 +24,15 @@ from hypothesis.stateful import (
     rule,
 )
 
-from respool._core.free_list import CLOSED, CREATE, Entry, FreeListCore, Todo, Waiter
+from respool._core.free_list import (
+    CLOSED,
+    CREATE,
+    PUT_DONE,
+    Entry,
+    FreeListCore,
+    Todo,
+    Waiter,
+)
 from respool.errors import PoolClosed, PoolFull
 
 
@@ -37,7 +47,9 @@ class FreeListMachine(RuleBasedStateMachine):
         self.permits = 0  # reserved slots a caller is creating
         self.parked: list[Waiter[int]] = []  # waiters not yet woken
         self.woken: list[Waiter[int]] = []  # served, not yet claimed by their caller
-        self.published: list[Entry[int]] = []  # lock-free puts whose second look is pending
+        self.unfinished: list[tuple[Entry[int], int]] = []  # puts awaiting finish_put
+        self.filling = 0  # owed slots the filler has started on
+        self.fill_wanted = False  # a move asked for the filler
         self.destroyed: set[int] = set()
 
     @initialize(
@@ -66,7 +78,8 @@ class FreeListMachine(RuleBasedStateMachine):
             max_waiting=max_waiting,
             lifo=lifo,
         )
-        self.permits += self.core.reserve(prime)
+        # The shells prime at least min_size (a FixedPool its whole size) before anything.
+        self.permits += self.core.reserve(max(prime, min_size))
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -81,10 +94,20 @@ class FreeListMachine(RuleBasedStateMachine):
         for entry in todo.destroy:
             assert entry.resource not in self.destroyed, "destroyed twice"
             self.destroyed.add(entry.resource)
-        self.permits += todo.create
+        self.fill_wanted |= todo.fill
 
     def settled(self) -> bool:
-        return not self.published
+        return not self.unfinished
+
+    def grant_to(self, outcome: object) -> None:
+        """Account for what a caller was handed."""
+        if isinstance(outcome, Entry):
+            outcome.uses += 1
+            self.held.append(outcome)
+        elif outcome is CREATE:
+            self.permits += 1
+        elif isinstance(outcome, Waiter):
+            self.parked.append(outcome)
 
     # -- rules ----------------------------------------------------------------------------
 
@@ -112,22 +135,48 @@ class FreeListMachine(RuleBasedStateMachine):
         elif outcome is CREATE:
             self.permits += 1
         elif outcome is None:
+            assert todo.fill == (core.owed > 0)
             assert not wait or core.closed
             assert not (self.settled() and core.idle and not core.waiters)
 
     @precondition(lambda self: self.permits > 0)
     @rule(ok=st.booleans(), keep=st.booleans())
     def create(self, ok: bool, keep: bool) -> None:
-        """A creator finishes: it keeps the new resource, or releases it (a replenish)."""
+        """A creator finishes: a caller keeps the new resource, or priming stocks the pool."""
         self.permits -= 1
         if not ok:
-            self.perform(self.core.create_failed(self.tick()))
+            self.perform(self.core.create_failed(self.tick(), RuntimeError("down")))
             return
-        entry = self.core.filled(next(self.names), self.tick())
         if keep:
-            self.held.append(entry)
+            self.held.append(self.core.filled(next(self.names), self.tick()))
         else:
-            self.perform(self.core.release(entry, self.tick()))
+            self.perform(self.core.stock(next(self.names), self.tick()))
+
+    @rule()
+    def start_fills(self) -> None:
+        """The filler takes the owed slots it may work on now (none while backing off)."""
+        core = self.core
+        owed, due = core.owed, core.backoff.due(self.now)
+        started = core.start_fills(self.now)
+        assert started == (owed if due and not core.closed else 0)
+        self.filling += started
+
+    @precondition(lambda self: self.filling > 0)
+    @rule(ok=st.booleans(), data=st.data())
+    def fill(self, ok: bool, data: st.DataObject) -> None:
+        """The filler finishes one slot; a failure puts back the ones it had not started."""
+        self.filling -= 1
+        if ok:
+            waiting = list(self.core.waiters)
+            todo = self.core.stock(next(self.names), self.tick(), owed=True)
+            if waiting:  # made for the first waiter, handed over unchecked
+                assert waiting[0].grant is not None
+                assert not isinstance(waiting[0].grant, Entry) or waiting[0].grant.fresh
+            self.perform(todo)
+            return
+        unstarted = data.draw(st.integers(0, self.filling))
+        self.filling -= unstarted
+        self.perform(self.core.fill_failed(self.tick(), RuntimeError("down"), unstarted=unstarted))
 
     @precondition(lambda self: self.woken)
     @rule(data=st.data())
@@ -168,7 +217,7 @@ class FreeListMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.held)
     @rule(
         data=st.data(),
-        how=st.sampled_from(["release", "discard", "check", "reset", "leaked"]),
+        how=st.sampled_from(["release", "discard", "reset", "leaked"]),
     )
     def end(self, data: st.DataObject, how: str) -> None:
         entry = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
@@ -176,47 +225,54 @@ class FreeListMachine(RuleBasedStateMachine):
         move = {
             "release": self.core.release,
             "discard": self.core.discard,
-            "check": self.core.check_failed,
             "reset": self.core.reset_failed,
             "leaked": self.core.leaked,
         }[how]
         self.perform(move(entry, now))
 
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), wait=st.booleans())
+    def check_fails(self, data: st.DataObject, wait: bool) -> None:
+        """A caller's resource fails its check: it is served again, ahead of everyone."""
+        entry = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
+        entry.uses -= 1  # never lent after all
+        core = self.core
+        todo = core.check_failed(entry, self.tick(), "h" if wait else None)
+        outcome = todo.outcome
+        if isinstance(outcome, Waiter):
+            assert core.waiters[0] is outcome, "a failed check lost the caller its place"
+            self.parked.insert(0, outcome)
+        else:
+            self.grant_to(outcome)
+        self.perform(todo)
+        assert outcome is not CLOSED or core.closed
+
     @rule()
     def take_nowait(self) -> None:
         """The shell's lock-free take."""
         core = self.core
-        if core.waiters or not core.idle:
-            return
-        entry = core.take()
-        entry.uses += 1
-        self.held.append(entry)
+        waiting, idle = bool(core.waiters), bool(core.idle)
+        entry = core.take_nowait()
+        assert (entry is None) == (waiting or not idle)
+        if entry is not None:
+            entry.uses += 1
+            self.held.append(entry)
 
     @precondition(lambda self: self.held)
     @rule(data=st.data())
-    def put_nowait_publish(self, data: st.DataObject) -> None:
-        """The first half of the shell's lock-free put: look, then append."""
-        core = self.core
-        entry = self.held[data.draw(st.integers(0, len(self.held) - 1))]
-        if (
-            core.waiters
-            or core.closed
-            or len(core.idle) >= core.max_idle
-            or entry.generation != core.generation
-        ):
-            return
-        self.held.remove(entry)
-        core.idle.append(entry)
-        self.published.append(entry)
+    def put_nowait(self, data: st.DataObject) -> None:
+        """The shell's lock-free put; its finish under the lock may be delayed."""
+        entry = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
+        answer = self.core.put_nowait(entry)
+        if answer != PUT_DONE:
+            self.unfinished.append((entry, answer))
 
-    @precondition(lambda self: self.published)
-    @rule()
-    def put_nowait_look_again(self) -> None:
-        """The second half: look again, and settle under the lock if something raced."""
-        core = self.core
-        self.published.pop()
-        if core.waiters or core.closed or len(core.idle) > core.max_idle:
-            self.perform(core.settle(self.tick()))
+    @precondition(lambda self: self.unfinished)
+    @rule(data=st.data())
+    def finish_put(self, data: st.DataObject) -> None:
+        """The lock is taken at last: settle what the lock-free put could not."""
+        entry, answer = self.unfinished.pop(data.draw(st.integers(0, len(self.unfinished) - 1)))
+        self.perform(self.core.finish_put(entry, answer, self.tick()))
 
     @rule(now=st.integers(0, 15))
     def close(self, now: int) -> None:
@@ -237,9 +293,11 @@ class FreeListMachine(RuleBasedStateMachine):
             return
         core = self.core
         granted = [w.grant for w in self.woken if isinstance(w.grant, Entry)]
-        places = [e.resource for e in [*core.idle, *self.held, *granted]]
+        refused = [e for e, _ in self.unfinished if e not in core.idle]
+        places = [e.resource for e in [*core.idle, *self.held, *granted, *refused]]
         assert len(places) == len(set(places)), "a resource is lent twice"
-        assert set(places) == {e.resource for e in core.live}
+        live = [ref() for ref in core.live.values()]
+        assert set(places) == {e.resource for e in live if e is not None}
         assert not set(places) & self.destroyed
 
     @invariant()
@@ -247,7 +305,13 @@ class FreeListMachine(RuleBasedStateMachine):
         if not hasattr(self, "core"):
             return
         granted = sum(1 for w in self.woken if w.grant is CREATE)
-        assert self.core.creating == self.permits + granted
+        core = self.core
+        assert core.creating == self.permits + granted + self.filling + core.owed
+
+    @invariant()
+    def owed_slots_reach_the_filler(self) -> None:
+        if hasattr(self, "core") and self.core.owed:
+            assert self.fill_wanted, "slots are owed but no move asked for the filler"
 
     @invariant()
     def parked_waiters_are_the_queue(self) -> None:

@@ -1,37 +1,49 @@
-"""The state machine behind ``FixedPool`` and ``ElasticPool`` (and their asyncio twins).
+"""The state machine behind ``FixedPool`` and ``ElasticPool`` (and their coming asyncio twins).
 
-The core owns the idle resources, the live and reserved counts, the waiter queue and the
-lifetime counters. Its methods are the only code that changes them; each method either raises
-(changing nothing) or performs one legal move and returns a :class:`Todo` naming the work to do
-outside the shell's lock: waiters to wake, resources to destroy, replacements to create.
+The core owns the idle resources, the live and reserved counts, the waiter queue, the create
+backoff and the lifetime counters. Its methods are the only code that changes them; each one
+either raises (changing nothing) or performs one legal move and returns a :class:`Todo` naming
+the work to do outside the shell's lock: waiters to wake, resources to destroy, and whether the
+background filler has slots to fill. It never blocks, sleeps, reads the clock or calls user
+code: the shell passes ``now`` in and runs the callbacks.
 
-Hot path protocol
------------------
-Uncontended ``acquire``/``release`` must cost about as much as a bare locked ``deque`` pop and
-append, so a threaded shell may make two moves **without** its lock, relying on ``deque.pop``,
-``deque.popleft`` and ``deque.append`` being atomic (under the GIL, and per object on
-free-threaded builds):
+Vocabulary
+----------
+*reserve*: count a slot as ``creating`` before its resource exists, so that ``max_size`` holds
+while ``create`` runs outside the lock. A reserved slot always ends in exactly one of
+:meth:`FreeListCore.filled` / :meth:`FreeListCore.stock` (it holds a resource now) or
+:meth:`FreeListCore.create_failed` / :meth:`FreeListCore.fill_failed` (it does not). *owed*:
+reserved for the pool's own filler, below ``min_size``. *retire*: a live entry leaves the pool
+for good (its resource is destroyed). *epoch*: which process the entry belongs to; a forked
+child starts the next epoch and never touches entries of an earlier one.
 
-* take: if ``waiters`` is empty, ``take()`` an idle entry (``IndexError``: none left, go
-  slow) and bump its ``uses``. A caller that sees someone waiting never takes, so a newcomer
-  never barges past a waiter.
-* put: if nobody waits, the pool is open, the idle list has room and the entry is of this
-  generation, ``idle.append(entry)``; then look again, and if a waiter, a close or a surplus
-  appeared meanwhile, call :meth:`FreeListCore.settle` under the lock. Otherwise call
-  :meth:`FreeListCore.release` under the lock.
+Non-blocking moves
+------------------
+:meth:`FreeListCore.take_nowait` and :meth:`FreeListCore.put_nowait` are the two moves a
+threaded shell makes **without** its lock, so that an uncontended acquire/release costs about a
+bare locked ``deque`` pop and append. They rely on ``deque.pop``, ``deque.popleft`` and
+``deque.append`` being atomic (under the GIL, and per object on free-threaded builds).
 
-The put side publishes first and looks second, while :meth:`FreeListCore.request` registers a
-waiter first and looks at the idle list second; whichever runs later sees the other, so an
-idle resource and a waiter can coexist only until one of them settles (Dekker's handshake).
-Every other move is made under the lock.
+* ``take_nowait`` takes an idle entry only while nobody waits, so a newcomer never barges past
+  a waiter; a lock-free take on another thread may empty the list between the look and the pop,
+  so the pop itself is the test.
+* ``put_nowait`` publishes first and looks second, while :meth:`FreeListCore.request` registers
+  a waiter first and looks at the idle list second; whichever runs later sees the other, so an
+  idle resource and a waiter coexist only until :meth:`FreeListCore.finish_put` settles them
+  (Dekker's handshake).
+
+Every other move is made under the shell's lock.
 """
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
+from respool._core.backoff import Backoff
 from respool.errors import PoolClosed, PoolFull
 from respool.stats import PoolStats
 
@@ -40,6 +52,9 @@ T = TypeVar("T")
 __all__ = [
     "CLOSED",
     "CREATE",
+    "PUT_DONE",
+    "PUT_PUBLISHED",
+    "PUT_REFUSED",
     "Entry",
     "FreeListCore",
     "Todo",
@@ -62,22 +77,69 @@ CREATE: Final = _Token("CREATE")
 #: Grant meaning "the pool closed while you waited".
 CLOSED: Final = _Token("CLOSED")
 
+#: Answers of :meth:`FreeListCore.put_nowait`: done; published but a waiter, a close or a
+#: surplus raced it (call ``finish_put``); not published at all (call ``finish_put``).
+PUT_DONE: Final = 0
+PUT_PUBLISHED: Final = 1
+PUT_REFUSED: Final = 2
+
+_keys = itertools.count(1)  # next() on it is atomic
+
 
 class Entry(Generic[T]):
-    """One live resource and the bookkeeping the pool keeps about it."""
+    """One live resource and the bookkeeping the pool keeps about it.
 
-    __slots__ = ("created_at", "generation", "idle_since", "resource", "uses")
+    The core holds entries in use only weakly: a lease its caller dropped without ending it
+    takes the entry with it, and ``__del__`` reports the loss to the shell named by ``owner``
+    (a weak reference), so the slot is recovered instead of lost for good. Entries that stay
+    with the pool (idle) never die this way, so the hot path pays nothing for it.
+    """
 
-    def __init__(self, resource: T, generation: int, now: float) -> None:
+    __slots__ = (
+        "__weakref__",
+        "created_at",
+        "epoch",
+        "fresh",
+        "idle_since",
+        "key",
+        "owner",
+        "resource",
+        "trace",
+        "uses",
+    )
+
+    def __init__(
+        self,
+        resource: T,
+        epoch: int,
+        now: float,
+        owner: weakref.ref[Any] | None = None,
+    ) -> None:
         self.resource = resource
-        #: The core generation that created it; another generation never reuses it (fork).
-        self.generation = generation
+        #: The process epoch that created it; a forked child's core has the next one.
+        self.epoch = epoch
+        self.key = next(_keys)
         self.created_at = now
         self.idle_since = now
         self.uses = 0
+        #: Made for whoever receives it and never idle since: needs no ``check`` (a check
+        #: that always fails must not make a caller spin creating resources).
+        self.fresh = True
+        #: The shell to tell if the entry is lost while lent; None once retired.
+        self.owner = owner
+        #: Where it was acquired, when debug mode recorded it (for the leak report).
+        self.trace: object = None
+
+    def __del__(self) -> None:
+        owner = self.owner
+        if owner is None:
+            return
+        pool = owner()
+        if pool is not None:
+            pool._lost(self)
 
     def __repr__(self) -> str:
-        return f"<Entry {self.resource!r}>"
+        return f"<Entry #{self.key}>"
 
 
 Grant = Entry[T] | _Token
@@ -101,38 +163,41 @@ class Todo(Generic[T]):
     """What a shell must do, outside its lock, after a core move.
 
     ``outcome`` answers the move itself (see each method); ``wake`` lists served waiters,
-    ``destroy`` entries whose resources must be destroyed, and ``create`` how many
-    replacements the caller should create (each through ``filled`` then ``release``).
+    ``destroy`` entries whose resources must be destroyed, and ``fill`` says that slots are
+    owed to the pool's background filler.
     """
 
-    __slots__ = ("create", "destroy", "outcome", "wake")
+    __slots__ = ("destroy", "fill", "outcome", "wake")
 
     def __init__(self) -> None:
         self.outcome: Entry[T] | Waiter[T] | _Token | None = None
         self.wake: list[Waiter[T]] = []
         self.destroy: list[Entry[T]] = []
-        self.create = 0
+        self.fill = False
 
     def __bool__(self) -> bool:
         """Is there any work to perform? (``outcome`` is an answer, not work.)"""
-        return bool(self.wake or self.destroy or self.create)
+        return bool(self.wake or self.destroy or self.fill)
 
 
 class FreeListCore(Generic[T]):
-    """Idle list, counts and FIFO waiter queue of one free-list pool.
+    """Idle list, counts, FIFO waiter queue and create backoff of one free-list pool.
 
     Invariants (checked by :meth:`check_invariants`; those marked *settled* may be broken
-    briefly by a lock-free put, until :meth:`settle` runs):
+    briefly by a lock-free put, until :meth:`finish_put` runs):
 
-    * ``created - destroyed == size`` and ``0 <= len(idle) <= size``;
-    * ``max_size is None or size + creating <= max_size``;
+    * ``created - destroyed == size == len(live)`` and ``0 <= len(idle) <= size``;
+    * ``0 <= owed <= creating`` and ``max_size is None or size + creating <= max_size``;
+    * open: ``size + creating >= min_size`` — a slot below ``min_size`` is always reserved
+      (owed to the filler, or being created), so no loss shrinks a pool for good;
     * *settled*: ``waiters`` non-empty implies ``idle`` empty and no room to create — a
       newcomer can never overtake a waiter;
     * *settled*: ``len(idle) <= max_idle``;
-    * ``closed`` implies ``waiters`` empty and, *settled*, ``idle`` empty.
+    * ``closed`` implies ``waiters`` empty, ``owed == 0`` and, *settled*, ``idle`` empty.
     """
 
     __slots__ = (
+        "backoff",
         "check_failures",
         "closed",
         "create_errors",
@@ -140,8 +205,9 @@ class FreeListCore(Generic[T]):
         "creating",
         "destroy_errors",
         "destroyed",
-        "generation",
+        "epoch",
         "idle",
+        "last_create_error",
         "leaks",
         "lifo",
         "live",
@@ -150,6 +216,8 @@ class FreeListCore(Generic[T]):
         "max_waiting",
         "min_size",
         "name",
+        "owed",
+        "owner",
         "rejected",
         "reset_errors",
         "retired_uses",
@@ -171,16 +239,22 @@ class FreeListCore(Generic[T]):
         max_idle: int,
         max_waiting: int | None,
         lifo: bool,
-        generation: int = 0,
+        epoch: int = 0,
+        owner: weakref.ref[Any] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.name = name
-        #: Replace destroyed resources while fewer than this many are live (FixedPool).
+        #: The filler keeps at least this many live or reserved (FixedPool: its size).
         self.min_size = min_size
         self.max_size = max_size
         self.max_idle = max_idle
         self.max_waiting = max_waiting
-        self.generation = generation
+        self.epoch = epoch
         self.lifo = lifo
+        #: The shell that lost entries report to (see :class:`Entry`).
+        self.owner = owner
+        #: The failure streak of creates made for the pool itself (the filler's).
+        self.backoff = backoff if backoff is not None else Backoff()
 
         self.idle: deque[Entry[T]] = deque()
         #: Lock-free take; the most recently returned entry first for LIFO.
@@ -189,8 +263,10 @@ class FreeListCore(Generic[T]):
         self.closed = False
         #: Live resources (idle + in use).
         self.size = 0
-        #: Slots reserved for resources being created.
+        #: Slots reserved for resources being created (by callers or the filler).
         self.creating = 0
+        #: Of those, slots owed to the filler that it has not started on yet.
+        self.owed = 0
 
         self.created = 0
         self.destroyed = 0
@@ -204,21 +280,81 @@ class FreeListCore(Generic[T]):
         self.waits = 0
         self.wait_time_total = 0.0
         self.wait_time_max = 0.0
-        #: Every live entry, idle or in use. Acquires are not counted on the lock-free path
-        #: (a shared counter would need the lock); instead each acquirer bumps ``uses`` on the
-        #: entry it now owns alone, and the total is summed when stats are read.
-        self.live: set[Entry[T]] = set()
+        #: The error of the most recent failed create, while creates keep failing: the cause
+        #: a waiter's ``PoolTimeout`` carries.
+        self.last_create_error: BaseException | None = None
+        #: Every live entry, by key, held weakly (see :class:`Entry`). Acquires are not
+        #: counted on the lock-free path (a shared counter would need the lock); instead each
+        #: acquirer bumps ``uses`` on the entry it now owns alone, summed when stats are read.
+        self.live: dict[int, weakref.ref[Entry[T]]] = {}
         self.retired_uses = 0
 
+    # -- non-blocking moves (no lock needed: see the module docstring) ------------------
+
+    def take_nowait(self) -> Entry[T] | None:
+        """An idle entry, if one can be had without overtaking a waiter; else None.
+
+        The caller owns it and bumps its ``uses`` once it keeps it (after any ``check``).
+        """
+        if self.waiters:
+            return None
+        try:
+            return self.take()
+        except IndexError:
+            return None
+
+    def put_nowait(self, entry: Entry[T]) -> int:
+        """Give back a clean *entry* if nothing but the idle list is concerned.
+
+        ``PUT_DONE``: it is idle now. Otherwise call :meth:`finish_put` under the lock with
+        the answer: ``PUT_PUBLISHED`` (it went idle, but a waiter, close or surplus may have
+        raced it) or ``PUT_REFUSED`` (not published: it is for a waiter, the surplus, a closed
+        pool, or another process's).
+        """
+        idle = self.idle
+        if self.waiters or self.closed or len(idle) >= self.max_idle or entry.epoch != self.epoch:
+            return PUT_REFUSED
+        entry.fresh = False
+        idle.append(entry)
+        # Published first, looked second: a waiter or close that raced us must be settled.
+        if self.waiters or self.closed or len(idle) > self.max_idle:
+            return PUT_PUBLISHED
+        return PUT_DONE
+
+    def foreign(self, entry: Entry[T]) -> bool:
+        """Does *entry* belong to another process (the parent, seen from a forked child)?
+
+        Nothing may be done to a foreign entry's resource: not reset, checked or destroyed.
+        """
+        return entry.epoch != self.epoch
+
+    def needs_check(self, entry: Entry[T], since: float) -> bool:
+        """Must *entry* pass ``check`` before a caller that began acquiring at *since* uses it?
+
+        Not when it was made for that caller (``fresh``), nor when it was made while the
+        caller was acquiring and never lent since: checking what was created a moment ago
+        proves nothing, and with a check that always fails it would make the caller chase
+        each replacement the filler makes, one create per round, for as long as it runs.
+        """
+        return not (entry.fresh or (entry.uses == 0 and entry.created_at >= since))
+
     # -- moves (call with the shell's lock held) ----------------------------------------
+
+    def finish_put(self, entry: Entry[T], answer: int, now: float) -> Todo[T]:
+        """Complete a :meth:`put_nowait` that did not answer ``PUT_DONE``."""
+        if answer == PUT_PUBLISHED:
+            return self.settle(now)
+        if answer == PUT_REFUSED:
+            return self.release(entry, now)
+        raise ValueError(f"finish_put() needs PUT_PUBLISHED or PUT_REFUSED, got {answer!r}")
 
     def request(self, now: float, handle: object | None) -> Todo[T]:
         """A caller wants a resource.
 
-        ``outcome`` is an idle :class:`Entry` (now in use), ``CREATE`` (a slot is reserved for
-        the caller), a :class:`Waiter` to park on (when *handle* is given), or ``None`` when
-        nothing is available and the caller will not wait. Raises ``PoolClosed``, or
-        ``PoolFull`` when ``max_waiting`` callers already wait.
+        ``outcome`` is an idle :class:`Entry` (now the caller's), ``CREATE`` (a slot is
+        reserved for the caller), a :class:`Waiter` to park on (when *handle* is given), or
+        ``None`` when nothing is available and the caller will not wait. Raises
+        ``PoolClosed``, or ``PoolFull`` when ``max_waiting`` callers already wait.
         """
         if self.closed:
             raise PoolClosed(f"pool {self.name!r} is closed")
@@ -232,6 +368,9 @@ class FreeListCore(Generic[T]):
                 self.creating += 1
                 todo.outcome = CREATE
                 return todo
+        # Nothing at hand: if slots are owed, make sure the filler knows (a forked child's
+        # pool owes its whole size until first used).
+        todo.fill = self.owed > 0
         if handle is None:
             return todo
         if self.max_waiting is not None and len(self.waiters) >= self.max_waiting:
@@ -240,15 +379,7 @@ class FreeListCore(Generic[T]):
                 f"pool {self.name!r} already has {len(self.waiters)} callers waiting"
                 f" (max_waiting={self.max_waiting})"
             )
-        waiter: Waiter[T] = Waiter(handle, now)
-        self.waiters.append(waiter)
-        # Registered first, looked second: a lock-free put that missed us is served here.
-        self._serve(todo, now)
-        if waiter.grant is not None:
-            todo.wake.remove(waiter)
-            todo.outcome = waiter.grant
-        else:
-            todo.outcome = waiter
+        self._enqueue(Waiter(handle, now), todo, now, first=False)
         return todo
 
     def cancel(self, waiter: Waiter[T], *, timed_out: bool) -> Entry[T] | _Token | None:
@@ -264,10 +395,34 @@ class FreeListCore(Generic[T]):
                 self.timeouts += 1
         return waiter.grant
 
-    def check_failed(self, entry: Entry[T], now: float) -> Todo[T]:
-        """``check`` found *entry* unviable: count it and destroy it."""
+    def check_failed(self, entry: Entry[T], now: float, handle: object | None) -> Todo[T]:
+        """``check`` found the caller's *entry* unviable: destroy it and serve the caller again.
+
+        The caller had been served, so it keeps its place at the head of the line: ``outcome``
+        is the next idle entry, ``CREATE`` when the destroyed one's room is free for it, a
+        :class:`Waiter` at the head of the queue (when *handle* is given: e.g. FixedPool,
+        whose room is owed to the filler and whose replacement will reach this waiter
+        first), or ``None``. A closed pool answers ``CLOSED``.
+        """
         self.check_failures += 1
-        return self.discard(entry, now)
+        todo: Todo[T] = Todo()
+        if entry.epoch != self.epoch:
+            raise ValueError(f"{entry!r} belongs to another process")
+        self._retire(entry, todo, now, serve=False)
+        if self.closed:
+            todo.outcome = CLOSED
+            return todo
+        following = self._take_idle()
+        if following is not None:
+            todo.outcome = following
+        elif self._has_room():
+            self.creating += 1
+            todo.outcome = CREATE
+        elif handle is not None:
+            self._enqueue(Waiter(handle, now), todo, now, first=True)
+            return todo
+        self._serve(todo, now)  # the caller is served: anything left goes to the others
+        return todo
 
     def reset_failed(self, entry: Entry[T], now: float) -> Todo[T]:
         """``reset`` could not clean *entry*: count it and destroy it."""
@@ -287,64 +442,123 @@ class FreeListCore(Generic[T]):
         if isinstance(grant, Entry):
             return self.release(grant, now)
         if grant is CREATE:
-            return self.create_failed(now, error=False)
+            return self.create_failed(now, None)
         return Todo()
 
     def filled(self, resource: T, now: float) -> Entry[T]:
-        """A reserved slot now holds a live *resource*, in use by whoever created it."""
-        assert self.creating > 0, "filled() without a reserved slot"
+        """The slot reserved for a caller (``CREATE``) now holds *resource*, in its use."""
+        if self.creating <= self.owed:
+            raise ValueError("filled() without a slot reserved for a caller")
         self.creating -= 1
-        self.size += 1
-        self.created += 1
-        entry = Entry(resource, self.generation, now)
-        self.live.add(entry)
-        return entry
+        return self._new_entry(resource, now)
 
-    def stock(self, resource: T, now: float) -> Todo[T]:
-        """A slot reserved for the pool itself (priming, a replacement) now holds *resource*:
-        it goes to the first waiter, or to the idle list."""
-        return self.release(self.filled(resource, now), now)
+    def create_failed(self, now: float, error: BaseException | None) -> Todo[T]:
+        """The slot reserved for a caller produced nothing (*error*: why; None: unused).
 
-    def create_failed(self, now: float, *, error: bool = True) -> Todo[T]:
-        """A reserved slot produced nothing; its room goes to the first waiter, if any.
-
-        It does not ask for a replacement: a ``create`` that keeps failing must not loop.
+        Its room goes to the first waiter, or back to the filler below ``min_size``. It does
+        not ask for a retry on the caller's behalf: the caller has its answer (the error).
         """
-        assert self.creating > 0, "create_failed() without a reserved slot"
+        if self.creating <= self.owed:
+            raise ValueError("create_failed() without a slot reserved for a caller")
         self.creating -= 1
-        if error:
+        if error is not None:
             self.create_errors += 1
+            self.last_create_error = error
         todo: Todo[T] = Todo()
+        self._owe(todo)
+        self._serve(todo, now)
+        return todo
+
+    def reserve(self, count: int) -> int:
+        """Reserve up to *count* slots for the shell to create now (priming); return how many.
+
+        Each ends in :meth:`stock` or :meth:`create_failed`, like a caller's slot.
+        """
+        if self.closed or count <= 0:
+            return 0
+        if self.max_size is not None:
+            count = min(count, self.max_size - self.size - self.creating)
+        count = max(count, 0)
+        self.creating += count
+        return count
+
+    def stock(self, resource: T, now: float, *, owed: bool = False) -> Todo[T]:
+        """A slot reserved for the pool itself (priming; the filler: *owed*) now holds
+        *resource*: it goes to the first waiter, as made for it, or to the idle list."""
+        if owed:
+            self.backoff.succeeded()
+            self.last_create_error = None
+        entry = self._new_entry(resource, now)
+        self.creating -= 1
+        todo: Todo[T] = Todo()
+        if self.waiters and not self.closed:
+            self._grant(self.waiters.popleft(), entry, todo, now)
+        elif self.closed or len(self.idle) >= self.max_idle:
+            self._retire(entry, todo, now)
+        else:
+            self._idle(entry, todo, now)
+        return todo
+
+    def start_fills(self, now: float) -> int:
+        """The filler asks how many owed slots to create now (0 while backing off)."""
+        if self.closed or not self.owed or not self.backoff.due(now):
+            return 0
+        count = self.owed
+        self.owed = 0
+        return count
+
+    def fill_failed(self, now: float, error: BaseException, *, unstarted: int = 0) -> Todo[T]:
+        """The filler's ``create`` raised: the slot stays owed, retried when the backoff says,
+        and so do the *unstarted* slots the filler had taken from :meth:`start_fills`.
+
+        Waiters keep waiting (until their deadline, when their ``PoolTimeout`` carries
+        *error* as its cause): a database that is down for a second must not fail them all.
+        """
+        if unstarted < 0 or self.creating - 1 < self.owed + unstarted:
+            raise ValueError(f"fill_failed() with {unstarted} unstarted of too few fills")
+        self.creating -= 1
+        if self.closed:
+            self.creating -= unstarted  # nothing is owed to a closed pool
+        else:
+            self.owed += unstarted
+        self.create_errors += 1
+        self.last_create_error = error
+        self.backoff.failed(now, error)
+        todo: Todo[T] = Todo()
+        self._owe(todo)
         self._serve(todo, now)
         return todo
 
     def release(self, entry: Entry[T], now: float) -> Todo[T]:
         """A clean entry comes back: to the first waiter, the idle list, or destruction."""
         todo: Todo[T] = Todo()
-        if entry.generation != self.generation:
+        if entry.epoch != self.epoch:
             return todo  # the parent's resource, seen in a forked child: not ours to touch
+        entry.fresh = False
         if self.closed or (not self.waiters and len(self.idle) >= self.max_idle):
             self._retire(entry, todo, now)
             return todo
-        entry.idle_since = now
-        self.idle.append(entry)
-        self._serve(todo, now)
+        if self.waiters:
+            self._grant(self.waiters.popleft(), entry, todo, now)
+        else:
+            self._idle(entry, todo, now)
         return todo
 
     def discard(self, entry: Entry[T], now: float) -> Todo[T]:
-        """An entry must be destroyed (failed check or reset, abort, explicit discard)."""
+        """An entry must be destroyed (failed reset, abort, explicit discard)."""
         todo: Todo[T] = Todo()
-        if entry.generation == self.generation:
+        if entry.epoch == self.epoch:
             self._retire(entry, todo, now)
         return todo
 
     def leaked(self, entry: Entry[T], now: float) -> Todo[T]:
-        """A lease was lost without being ended (debug mode saw it collected): destroy the
-        entry, since nobody knows what state it was left in, and count a leak."""
+        """A lease was lost without being ended (its entry was garbage-collected): destroy
+        the resource, since nobody knows what state it was left in, and count a leak.
+
+        An entry already retired, or of another process, is ignored.
+        """
         todo: Todo[T] = Todo()
-        if entry in self.idle:
-            raise ValueError(f"{entry!r} is idle, not leased: it cannot have leaked")
-        if entry.generation == self.generation and entry in self.live:
+        if entry.epoch == self.epoch and entry.key in self.live:
             self.leaks += 1
             self._retire(entry, todo, now)
         return todo
@@ -360,29 +574,12 @@ class FreeListCore(Generic[T]):
             surplus = self._take_idle(coldest=True)
             if surplus is None:
                 break
-            self._retire(surplus, todo, now, replace=False)
+            self._retire(surplus, todo, now)
         return todo
 
-    def fill(self) -> int:
-        """Reserve the slots needed to bring the pool up to ``min_size``; return their count."""
-        return self.reserve(self.min_size - self.size - self.creating)
-
-    def reserve(self, count: int) -> int:
-        """Reserve up to *count* slots for the caller to create (priming); return how many.
-
-        Each reserved slot ends in ``filled`` (then ``release``) or ``create_failed``.
-        """
-        if self.closed or count <= 0:
-            return 0
-        if self.max_size is not None:
-            count = min(count, self.max_size - self.size - self.creating)
-        count = max(count, 0)
-        self.creating += count
-        return count
-
     def forked(self) -> FreeListCore[T]:
-        """The core a forked child starts with: the same settings, the next generation, and
-        nothing live. Entries of this core are foreign to it (see :meth:`release`)."""
+        """The core a forked child starts with: the same settings, the next epoch, and
+        nothing live. Entries of this core are foreign to it (see :meth:`foreign`)."""
         child: FreeListCore[T] = FreeListCore(
             name=self.name,
             min_size=self.min_size,
@@ -390,20 +587,30 @@ class FreeListCore(Generic[T]):
             max_idle=self.max_idle,
             max_waiting=self.max_waiting,
             lifo=self.lifo,
-            generation=self.generation + 1,
+            epoch=self.epoch + 1,
+            owner=self.owner,
+            backoff=Backoff(base=self.backoff.base, cap=self.backoff.cap),
         )
+        # The parent's entries still lent here are the parent's: losing one is no leak here.
+        for ref in self.live.values():
+            entry = ref()
+            if entry is not None:
+                entry.owner = None
         child.closed = self.closed
+        if not child.closed:
+            child._owe(Todo())
         return child
 
     def close(self) -> Todo[T]:
-        """Refuse new callers, release the waiting ones with ``CLOSED``, destroy idle entries.
-
-        Idempotent. Entries in use are destroyed when they come back.
+        """Refuse new callers, release the waiting ones with ``CLOSED``, destroy idle entries
+        and forget owed slots. Idempotent. Entries in use are destroyed when they come back.
         """
         todo: Todo[T] = Todo()
         if self.closed:
             return todo
         self.closed = True
+        self.creating -= self.owed
+        self.owed = 0
         while self.waiters:
             waiter = self.waiters.popleft()
             waiter.grant = CLOSED
@@ -416,7 +623,12 @@ class FreeListCore(Generic[T]):
 
     def acquires(self) -> int:
         """Successful acquires so far (call with the lock held)."""
-        return self.retired_uses + sum(entry.uses for entry in self.live)
+        total = self.retired_uses
+        for ref in self.live.values():
+            entry = ref()
+            if entry is not None:
+                total += entry.uses
+        return total
 
     def stats(self) -> PoolStats:
         """A snapshot of the counts (call with the lock held)."""
@@ -443,19 +655,35 @@ class FreeListCore(Generic[T]):
             wait_time_max=self.wait_time_max,
         )
 
+    def describe(self) -> str:
+        """The figures a ``PoolTimeout`` message gives (call with the lock held)."""
+        lent = self.size - len(self.idle)
+        text = f"size={self.size}, lent={lent}, waiting={len(self.waiters)}"
+        if self.creating:
+            text += f", creating={self.creating}"
+        return text
+
     def check_invariants(self, *, settled: bool = True) -> None:
         """Assert the invariants in the class docstring (tests call this at quiescent points)."""
         assert self.created - self.destroyed == self.size == len(self.live), (
             self.created,
             self.destroyed,
+            self.size,
             len(self.live),
         )
         assert 0 <= len(self.idle) <= self.size, (len(self.idle), self.size)
-        assert self.creating >= 0
+        assert 0 <= self.owed <= self.creating, (self.owed, self.creating)
         if self.max_size is not None:
             assert self.size + self.creating <= self.max_size
         if self.closed:
             assert not self.waiters
+            assert self.owed == 0
+        else:
+            assert self.size + self.creating >= self.min_size, (
+                self.size,
+                self.creating,
+                self.min_size,
+            )
         if settled:
             assert len(self.idle) <= self.max_idle
             if self.waiters:
@@ -465,6 +693,13 @@ class FreeListCore(Generic[T]):
                 assert not self.idle
 
     # -- internals ------------------------------------------------------------------------
+
+    def _new_entry(self, resource: T, now: float) -> Entry[T]:
+        self.size += 1
+        self.created += 1
+        entry = Entry(resource, self.epoch, now, self.owner)
+        self.live[entry.key] = weakref.ref(entry)
+        return entry
 
     def _take_idle(self, *, coldest: bool = False) -> Entry[T] | None:
         """Pop an idle entry, or None. A lock-free take on another thread may empty the list
@@ -477,12 +712,32 @@ class FreeListCore(Generic[T]):
         except IndexError:
             return None
 
+    def _idle(self, entry: Entry[T], todo: Todo[T], now: float) -> None:
+        entry.idle_since = now
+        entry.fresh = False
+        self.idle.append(entry)
+        self._serve(todo, now)
+
     def _destroy_idle(self, todo: Todo[T]) -> None:
         while (entry := self._take_idle()) is not None:
             self._destroy(entry, todo)
 
     def _has_room(self) -> bool:
         return self.max_size is None or self.size + self.creating < self.max_size
+
+    def _enqueue(self, waiter: Waiter[T], todo: Todo[T], now: float, *, first: bool) -> None:
+        """Queue *waiter* (at the head: *first*), then serve: registered first, looked second,
+        so a lock-free put that missed it is served here. ``outcome``: its grant, or itself."""
+        if first:
+            self.waiters.appendleft(waiter)
+        else:
+            self.waiters.append(waiter)
+        self._serve(todo, now)
+        if waiter.grant is not None:
+            todo.wake.remove(waiter)
+            todo.outcome = waiter.grant
+        else:
+            todo.outcome = waiter
 
     def _serve(self, todo: Todo[T], now: float) -> None:
         """Hand idle entries, then free room, to waiters in arrival order."""
@@ -509,17 +764,29 @@ class FreeListCore(Generic[T]):
         todo.wake.append(waiter)
 
     def _destroy(self, entry: Entry[T], todo: Todo[T]) -> None:
-        self.live.remove(entry)
+        entry.owner = None  # retired: its end is no loss
+        del self.live[entry.key]
         self.retired_uses += entry.uses
         self.size -= 1
         self.destroyed += 1
         todo.destroy.append(entry)
 
-    def _retire(self, entry: Entry[T], todo: Todo[T], now: float, *, replace: bool = True) -> None:
-        """Destroy *entry*; its room goes to a waiter, or to a replacement below min_size."""
+    def _owe(self, todo: Todo[T]) -> None:
+        """Reserve, for the filler, every slot the pool lacks below ``min_size``."""
+        if self.closed:
+            return
+        missing = self.min_size - self.size - self.creating
+        if missing > 0:
+            self.creating += missing
+            self.owed += missing
+        if self.owed:
+            todo.fill = True
+
+    def _retire(self, entry: Entry[T], todo: Todo[T], now: float, *, serve: bool = True) -> None:
+        """Destroy *entry*; its room goes to the filler below ``min_size``, else to a waiter."""
         self._destroy(entry, todo)
         if self.closed:
             return
-        self._serve(todo, now)
-        if replace:
-            todo.create += self.fill()
+        self._owe(todo)
+        if serve:
+            self._serve(todo, now)

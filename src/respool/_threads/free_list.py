@@ -1,0 +1,580 @@
+"""The threaded shell shared by ``FixedPool`` and ``ElasticPool``.
+
+It owns a lock and a :class:`~respool._core.free_list.FreeListCore`. Every state change is a
+core move made under the lock; the lifecycle callbacks, wake-ups and destruction the move asks
+for run after the lock is released, so a slow ``create`` or ``destroy`` never blocks another
+caller's bookkeeping. Replacements are made by the background filler
+(:mod:`respool._threads.filler`), never inside a caller's ``release()``. The uncontended path
+skips the lock altogether, through the core's non-blocking moves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import warnings
+import weakref
+from _thread import LockType
+from collections.abc import Callable
+from time import monotonic
+from types import TracebackType
+from typing import Any, Final, Generic, Self, TypeVar
+
+from respool import _debug, _fork, _validate
+from respool._core import policy
+from respool._core.free_list import (
+    CLOSED,
+    CREATE,
+    Entry,
+    FreeListCore,
+    Todo,
+    Waiter,
+    _Token,
+)
+from respool._threads import filler
+from respool.errors import LeaseError, PoolClosed, PoolTimeout
+from respool.lease import DebugLease, Lease
+from respool.lifecycle import Lifecycle, coerce
+from respool.stats import PoolStats
+
+__all__ = ["DEFAULT_TIMEOUT", "FROM_POOL"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("respool")
+
+#: Seconds ``acquire`` waits by default, as psycopg_pool and HikariCP: waiting forever by
+#: default turns an exhausted pool into a hung service.
+DEFAULT_TIMEOUT: Final = 30.0
+
+_ORDERS: Final = ("lifo", "fifo")
+_names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
+
+
+class _FromPool:
+    """The default of ``acquire(timeout=...)``: use the pool's own ``timeout``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<the pool's timeout>"
+
+
+FROM_POOL: Any = _FromPool()
+
+
+def _debug_lease(cls: type[Lease[Any]]) -> Lease[Any]:
+    return object.__new__(DebugLease)
+
+
+#: Makes the (still empty) lease object. Leases skip ``__init__`` and pools fill their slots;
+#: debug mode swaps in :class:`DebugLease` here, so the hot path has no debug branch.
+_new_lease: Callable[[type[Lease[Any]]], Lease[Any]] = object.__new__
+
+
+def _on_debug(on: bool) -> None:
+    global _new_lease
+    _new_lease = _debug_lease if on else object.__new__
+
+
+_debug.subscribe(_on_debug)
+
+
+def _lease(pool: _FreeListPool[T], entry: Entry[T]) -> Lease[T]:
+    entry.uses += 1
+    lease: Lease[T] = _new_lease(Lease)
+    lease._pool = pool
+    lease._entry = entry
+    return lease
+
+
+class _FreeListPool(Generic[T]):
+    """Acquire/release machinery common to the threaded free-list pools."""
+
+    def __init__(
+        self,
+        create: Lifecycle[T] | Callable[[], T],
+        *,
+        min_size: int,
+        max_size: int | None,
+        max_idle: int,
+        prime: int,
+        reset: Callable[[T], object] | None,
+        check: Callable[[T], object] | None,
+        destroy: Callable[[T], object] | None,
+        timeout: float | None,
+        max_waiting: int | None,
+        discard_on_error: bool,
+        order: str,
+        name: str | None,
+    ) -> None:
+        lifecycle = coerce(create, reset=reset, check=check, destroy=destroy)
+        self.lifecycle: Lifecycle[T] = lifecycle
+        self._create = lifecycle.create
+        self._reset = lifecycle.reset
+        self._check = lifecycle.check
+        self._destroy_fn = lifecycle.destroy
+        self._timeout = _validate.seconds("timeout", timeout)
+        max_waiting = _validate.optional_integer("max_waiting", max_waiting, minimum=0)
+        if not isinstance(discard_on_error, bool):
+            raise TypeError(f"discard_on_error must be a bool, got {discard_on_error!r}")
+        self.discard_on_error = discard_on_error
+        order = _validate.choice("order", order, _ORDERS)
+        if name is None:
+            name = f"{type(self).__name__}-{next(_names)}"
+        self.name = _validate.text("name", name)
+
+        self._lock = threading.Lock()
+        #: Entries of leases lost without being ended (see :meth:`_lost`), waiting for the
+        #: filler or the next slow-path call to recover their slots.
+        self._orphans: list[Entry[T]] = []
+        self._core: FreeListCore[T] = FreeListCore(
+            name=self.name,
+            min_size=min_size,
+            max_size=max_size,
+            max_idle=max_idle,
+            max_waiting=max_waiting,
+            lifo=order == "lifo",
+            owner=weakref.ref(self),
+        )
+        self._bind()
+        _fork.register(self)
+        self._prime(prime)
+
+    def _bind(self) -> None:
+        """Keep the core's lock-free moves at hand (one attribute load on the hot path)."""
+        self._take_nowait = self._core.take_nowait
+        self._put_nowait = self._core.put_nowait
+
+    # -- public API -----------------------------------------------------------------------
+
+    def acquire(self, timeout: float | None = FROM_POOL) -> Lease[T]:
+        """Borrow a resource, waiting up to *timeout* seconds (default: the pool's).
+
+        ``None`` waits forever, ``0`` never waits. Raises ``PoolTimeout`` at the deadline,
+        ``PoolFull`` when ``max_waiting`` callers already wait, ``PoolClosed`` once closed,
+        and whatever ``create`` raised when the pool had to create a resource for this caller
+        and could not.
+        """
+        if timeout is not FROM_POOL:
+            timeout = _validate.seconds("timeout", timeout)
+        entry = self._take_nowait()
+        if entry is not None and self._check is None:
+            entry.uses += 1
+            lease: Lease[T] = _new_lease(Lease)  # _lease(), inlined: this is the hot path
+            lease._pool = self
+            lease._entry = entry
+            return lease
+        lent = self._acquire_slow(timeout, entry, trying=False)
+        assert lent is not None
+        return lent
+
+    def try_acquire(self) -> Lease[T] | None:
+        """Borrow a resource if one can be had without waiting, else return ``None``.
+
+        It may create a resource when the pool has room; it never waits for another caller.
+        """
+        entry = self._take_nowait()
+        if entry is not None and self._check is None:
+            entry.uses += 1
+            lease: Lease[T] = _new_lease(Lease)  # _lease(), inlined: this is the hot path
+            lease._pool = self
+            lease._entry = entry
+            return lease
+        return self._acquire_slow(0, entry, trying=True)
+
+    def release(self, lease: Lease[T]) -> None:
+        """End *lease* by giving its resource back for reuse (same as ``lease.release()``)."""
+        self._own(lease).release()
+
+    def discard(self, lease: Lease[T]) -> None:
+        """End *lease* by destroying its resource (same as ``lease.discard()``)."""
+        self._own(lease).discard()
+
+    def stats(self) -> PoolStats:
+        """A consistent snapshot of the pool's counts."""
+        if self._orphans:
+            self._adopt_orphans()
+        with self._lock:
+            return self._core.stats()
+
+    def close(self) -> None:
+        """Stop lending: waiters get ``PoolClosed``, idle resources are destroyed now and
+        leased ones when they come back. Calling it again does nothing."""
+        if self._orphans:
+            self._adopt_orphans()
+        with self._lock:
+            todo = self._core.close()
+        self._perform(todo)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._core.closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        core = self._core
+        state = "closed" if core.closed else f"size={core.size} idle={len(core.idle)}"
+        return f"<{type(self).__name__} {self.name!r} {state}>"
+
+    # -- acquire, the slow way ----------------------------------------------------------
+
+    def _acquire_slow(
+        self, timeout: float | None, entry: Entry[T] | None, *, trying: bool
+    ) -> Lease[T] | None:
+        """Acquire with waiting, creating and checking; *entry* came from the lock-free take.
+
+        *timeout* is already validated, or ``FROM_POOL``. *trying*: a ``try_acquire``, which
+        returns None rather than wait, and is not counted as a timeout.
+        """
+        if self._orphans:
+            self._adopt_orphans()
+        if timeout is FROM_POOL:
+            timeout = self._timeout
+        started = monotonic()
+        deadline = None if timeout is None else started + timeout
+        failed: Entry[T] | None = None
+        while True:
+            if entry is None:
+                entry = self._obtain(timeout, deadline, trying, failed)
+                if entry is None:
+                    return None
+            if (
+                self._check is None
+                or not self._core.needs_check(entry, started)
+                or self._viable(entry)
+            ):
+                return _lease(self, entry)
+            # Unviable: destroy it and go on at the head of the line (a new resource needs no
+            # check, so a check that always fails cannot make this loop spin).
+            failed, entry = entry, None
+
+    def _obtain(
+        self,
+        timeout: float | None,
+        deadline: float | None,
+        trying: bool,
+        failed: Entry[T] | None,
+    ) -> Entry[T] | None:
+        """An idle entry, a waiter's grant, or a new resource (``fresh``); None when *trying*
+        found nothing. *failed*: an entry of this caller's that failed its check."""
+        handle: LockType | None = None
+        if not trying and (deadline is None or deadline > monotonic()):
+            handle = threading.Lock()
+            handle.acquire()
+        with self._lock:
+            core = self._core
+            if failed is None:
+                todo = core.request(monotonic(), handle)
+                if todo.outcome is None and not trying:
+                    core.note_timeout()
+            else:
+                todo = core.check_failed(failed, monotonic(), handle)
+        try:
+            self._perform(todo)
+        except BaseException:
+            self._forgo(todo.outcome)  # a destroy was interrupted: strand nothing
+            raise
+        outcome = todo.outcome
+        if outcome is None:
+            if trying:
+                return None
+            raise self._timed_out(timeout)
+        if isinstance(outcome, Waiter):
+            outcome = self._park(outcome, timeout, deadline)
+        if outcome is CLOSED:
+            raise PoolClosed(f"pool {self.name!r} is closed")
+        if outcome is CREATE:
+            return self._create_leased()
+        assert isinstance(outcome, Entry)
+        return outcome
+
+    def _park(
+        self, waiter: Waiter[T], timeout: float | None, deadline: float | None
+    ) -> Entry[T] | _Token:
+        """Sleep until *waiter* is served or *deadline* passes; return its grant."""
+        handle = waiter.handle
+        assert isinstance(handle, LockType)
+        try:
+            if deadline is None:
+                handle.acquire()
+            else:
+                remaining = min(deadline - monotonic(), threading.TIMEOUT_MAX)
+                if not (remaining > 0 and handle.acquire(timeout=remaining)):
+                    with self._lock:
+                        self._core.cancel(waiter, timed_out=True)
+        except BaseException:
+            # Interrupted (KeyboardInterrupt in the main thread): leave the queue, and pass on
+            # anything granted meanwhile so it is not stranded.
+            self._forgo(waiter)
+            raise
+        # Served, or timed out; a grant that raced the deadline is taken all the same.
+        grant = waiter.grant
+        if grant is None:
+            raise self._timed_out(timeout)
+        if grant is CLOSED:
+            raise PoolClosed(f"pool {self.name!r} was closed while waiting")
+        return grant
+
+    def _forgo(self, outcome: Entry[T] | Waiter[T] | _Token | None) -> None:
+        """This caller will not use *outcome* after all: cancel its wait, or hand its grant
+        (an entry, a reserved slot) to the next in line."""
+        with self._lock:
+            core = self._core
+            grant = (
+                core.cancel(outcome, timed_out=False) if isinstance(outcome, Waiter) else outcome
+            )
+            todo = core.give_back(grant, monotonic()) if grant is not None else Todo()
+        self._perform(todo, in_caller=False)
+
+    def _timed_out(self, timeout: float | None) -> PoolTimeout:
+        """The error for a caller whose deadline passed: what it waited, what the pool had,
+        and, while creates keep failing, the last create error as its cause."""
+        with self._lock:
+            figures = self._core.describe()
+            cause = self._core.last_create_error
+        waited = "may not wait" if not timeout else f"within {timeout:g} s"
+        error = PoolTimeout(f"no resource from pool {self.name!r} {waited} ({figures})")
+        error.__cause__ = cause
+        return error
+
+    def _create_leased(self) -> Entry[T]:
+        """Fill the slot the core reserved for this caller; errors go to the caller."""
+        try:
+            resource = self._create()
+        except BaseException as exc:
+            with self._lock:
+                todo = self._core.create_failed(monotonic(), exc)
+            self._perform(todo)
+            raise
+        with self._lock:
+            return self._core.filled(resource, monotonic())
+
+    def _viable(self, entry: Entry[T]) -> bool:
+        """Run ``check``: False (or an ``Exception``) means *entry* must be destroyed."""
+        check = self._check
+        assert check is not None
+        try:
+            return bool(check(entry.resource))
+        except Exception:
+            log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
+            return False
+        except BaseException:
+            # Interrupted mid-check: the resource's state is unknown (abort means discard).
+            with self._lock:
+                todo = self._core.check_failed(entry, monotonic(), None)
+            self._forgo(todo.outcome)
+            self._perform(todo)
+            raise
+
+    # -- release --------------------------------------------------------------------------
+
+    def _put(self, entry: Entry[T]) -> None:
+        """Reset *entry* and return it for reuse (the lease has already ended)."""
+        reset = self._reset
+        if reset is not None:
+            if self._core.foreign(entry):
+                return  # the parent's, in a forked child: not ours to reset
+            try:
+                reset(entry.resource)
+            except BaseException as exc:
+                self._reset_failed(entry, exc)
+                return
+        answer = self._put_nowait(entry)
+        if answer:
+            with self._lock:
+                todo = self._core.finish_put(entry, answer, monotonic())
+            self._perform(todo)
+
+    def _reset_failed(self, entry: Entry[T], exc: BaseException) -> None:
+        """``reset`` raised: the resource cannot be cleaned, so it is destroyed; the error
+        reaches the caller only as :mod:`respool._core.policy` says."""
+        loud = policy.reaches_caller(exc)
+        if not loud:
+            log.warning("pool %r: reset raised; destroying the resource", self.name, exc_info=exc)
+        with self._lock:
+            todo = self._core.reset_failed(entry, monotonic())
+        self._perform(todo)
+        if loud:
+            raise exc
+
+    def _throw_away(self, entry: Entry[T]) -> None:
+        """Destroy *entry*'s resource instead of reusing it (the lease has already ended)."""
+        with self._lock:
+            todo = self._core.discard(entry, monotonic())
+        self._perform(todo)
+
+    def _own(self, lease: Lease[T]) -> Lease[T]:
+        if not isinstance(lease, Lease):
+            raise TypeError(f"expected a Lease, got {lease!r}")
+        if lease._pool is not self:
+            raise LeaseError(
+                f"this lease comes from pool {lease._pool.name!r}, not from {self.name!r}"
+                f"{lease._history()}"
+            )
+        return lease
+
+    # -- lost leases --------------------------------------------------------------------------
+
+    def _lost(self, entry: Entry[T]) -> None:
+        """A lease was garbage-collected still active (called from ``Entry.__del__``).
+
+        This may run at any allocation in any thread, even one holding this pool's lock, so
+        it only records the entry (a list append is atomic) and asks the filler to recover
+        the slot; the pool's next slow-path call does it too, whichever comes first.
+        """
+        self._orphans.append(entry)
+        filler.request(self, start=False)
+        where = (
+            "; the respool log shows where it was acquired"
+            if entry.trace is not None
+            else " (respool.debug(True) records where leases are acquired)"
+        )
+        warnings.warn(
+            f"a lease from pool {self.name!r} was garbage-collected without being released;"
+            f" its resource will be destroyed and replaced{where}",
+            ResourceWarning,
+            stacklevel=2,
+        )
+
+    def _adopt_orphans(self) -> None:
+        """Destroy the resources of lost leases and recover their slots."""
+        while self._orphans:
+            try:
+                entry = self._orphans.pop()
+            except IndexError:  # another thread adopted the last one
+                return
+            stack = ""
+            if entry.trace is not None:
+                stack = (
+                    " It was acquired at (most recent call last):\n"
+                    + _debug.format_stack(
+                        entry.trace  # type: ignore[arg-type]
+                    ).rstrip()
+                )
+            log.warning(
+                "pool %r: a lease was lost without being released; its resource is destroyed"
+                " and its slot recovered.%s",
+                self.name,
+                stack,
+            )
+            with self._lock:
+                todo = self._core.leaked(entry, monotonic())
+            self._perform(todo, in_caller=False)
+
+    # -- background work (the filler's thread) ----------------------------------------------
+
+    def _tend(self) -> float | None:
+        """Recover lost leases and create what the pool owes itself; return when to be
+        called again (the create backoff), or None."""
+        if self._orphans:
+            self._adopt_orphans()
+        with self._lock:
+            count = self._core.start_fills(monotonic())
+        for started in range(count):
+            try:
+                resource = self._create()
+            except BaseException as exc:
+                with self._lock:
+                    core = self._core
+                    todo = core.fill_failed(monotonic(), exc, unstarted=count - started - 1)
+                    failures, delay = core.backoff.failures, core.backoff.remaining(monotonic())
+                if failures == 1:
+                    log.warning(
+                        "pool %r: creating a replacement failed; retrying in %.2f s",
+                        self.name,
+                        delay,
+                        exc_info=exc,
+                    )
+                else:
+                    log.warning(
+                        "pool %r: creating a replacement failed %d times in a row (%r);"
+                        " next try in %.2f s",
+                        self.name,
+                        failures,
+                        exc,
+                        delay,
+                    )
+                self._perform(todo, in_caller=False)
+                break
+            with self._lock:
+                todo = self._core.stock(resource, monotonic(), owed=True)
+            self._perform(todo, in_caller=False)
+        with self._lock:
+            core = self._core
+            return core.backoff.retry_at if core.owed else None
+
+    # -- performing what the core asked for --------------------------------------------------
+
+    def _perform(self, todo: Todo[T], *, in_caller: bool = True) -> None:
+        """Wake served waiters, ask the filler for what is owed, destroy retired resources.
+
+        Every step runs whatever an earlier one raised: a ``destroy`` interrupted by a
+        ``BaseException`` must not strand a woken waiter or an owed slot. *in_caller*: this
+        runs in a caller's thread (see :func:`respool._core.policy.reaches_caller`).
+        """
+        for waiter in todo.wake:
+            handle = waiter.handle
+            assert isinstance(handle, LockType)
+            handle.release()
+        if todo.fill:
+            filler.request(self)
+        if todo.destroy:
+            self._destroy_all(todo.destroy, in_caller)
+
+    def _destroy_all(self, entries: list[Entry[T]], in_caller: bool) -> None:
+        destroy = self._destroy_fn
+        if destroy is None:
+            return
+        first: BaseException | None = None
+        for entry in entries:
+            try:
+                destroy(entry.resource)
+            except BaseException as exc:
+                with self._lock:
+                    self._core.note_destroy_error()
+                if policy.reaches_caller(exc, in_caller=in_caller):
+                    first = first or exc
+                else:
+                    log.warning("pool %r: destroy raised", self.name, exc_info=exc)
+        if first is not None:
+            raise first
+
+    def _prime(self, count: int) -> None:
+        """Create *count* resources now; if one fails, destroy the others and raise."""
+        with self._lock:
+            reserved = self._core.reserve(count)
+        for made in range(reserved):
+            try:
+                resource = self._create()
+            except BaseException as exc:
+                with self._lock:
+                    core = self._core
+                    todo = core.close()
+                    core.create_failed(monotonic(), exc)
+                    for _ in range(reserved - made - 1):
+                        core.create_failed(monotonic(), None)
+                self._perform(todo, in_caller=False)
+                raise
+            with self._lock:
+                todo = self._core.stock(resource, monotonic())
+            self._perform(todo)
+
+    def _after_fork_in_child(self) -> None:
+        """Forget the parent's resources (without touching them) and start afresh."""
+        self._lock = threading.Lock()
+        self._orphans = []
+        self._core = self._core.forked()
+        self._bind()
