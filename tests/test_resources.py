@@ -1,9 +1,12 @@
-"""Ready-made lifecycles (temp files, byte buffers, BytesIO) and BufferPool."""
+"""Ready-made lifecycles: temp files, byte buffers, BytesIO (BufferPool: test_buffers.py)."""
 
 from __future__ import annotations
 
-import gc
+import contextlib
 import io
+import os
+import pathlib
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -13,22 +16,35 @@ from hypothesis import strategies as st
 
 import respool
 from respool import _debug
-from respool.resources import BufferPool, byte_buffers, bytes_io, refuse_exported, temp_files
-from tests.conftest import Abort, Boom
+from respool.resources import byte_buffers, bytes_io, refuse_exported, temp_files
 
 LONG = b"order 1017: 12 blue mugs, 3 teapots, deliver after 5 pm\n"
 SHORT = b"order 1018: 1 kettle\n"
 
 
-@pytest.fixture
-def debug_mode() -> Iterator[None]:
-    """Debug mode on for one test, and off again whatever happens."""
+@contextlib.contextmanager
+def debug_set_to(on: bool) -> Iterator[None]:
+    """Debug mode on or off inside the block, and back as it was whatever happens."""
     was = _debug.enabled
-    _debug.set_enabled(True)
+    _debug.set_enabled(on)
     try:
         yield
     finally:
         _debug.set_enabled(was)
+
+
+@pytest.fixture
+def debug_mode() -> Iterator[None]:
+    """Debug mode on for one test."""
+    with debug_set_to(True):
+        yield
+
+
+@pytest.fixture
+def normal_mode() -> Iterator[None]:
+    """Debug mode off for one test (it poisons returned buffers), whatever RESPOOL_DEBUG says."""
+    with debug_set_to(False):
+        yield
 
 
 # -- temp_files --------------------------------------------------------------------------------
@@ -88,24 +104,41 @@ def test_temp_files_check_and_destroy() -> None:
     assert replacement.closed
 
 
-def test_temp_files_dir(tmp_path: Any) -> None:
-    """dir= is passed to tempfile, so the files live where the caller asks."""
-    lifecycle = temp_files(dir=str(tmp_path))
+def directory_of(file: IO[bytes]) -> str:
+    """The directory an open (possibly nameless) file was made in, as the kernel reports it."""
+    link = os.readlink(f"/proc/self/fd/{file.fileno()}")
+    # "/dir/#123 (deleted)" for O_TMPFILE, "/dir/tmpab12 (deleted)" for a file unlinked at once
+    return os.path.dirname(link)
+
+
+needs_proc_fd = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)"
+)
+
+
+@needs_proc_fd
+@pytest.mark.parametrize("as_path", [False, True], ids=["str", "pathlike"])
+def test_temp_files_are_made_in_the_given_dir(tmp_path: pathlib.Path, as_path: bool) -> None:
+    """temp_files(dir=...) makes each file in that directory (a str or an os.PathLike)."""
+    assert os.path.realpath(tempfile.gettempdir()) != os.path.realpath(tmp_path)
+    lifecycle = temp_files(dir=tmp_path if as_path else str(tmp_path))
     file = lifecycle.create()
     try:
         file.write(b"x")
         file.flush()
+        assert directory_of(file) == os.path.realpath(tmp_path)
+        assert os.fstat(file.fileno()).st_dev == os.stat(tmp_path).st_dev
     finally:
         file.close()
 
 
-def test_temp_files_dir_accepts_a_path(tmp_path: Any) -> None:
-    """dir= may be an os.PathLike; the file is made there."""
-    file = temp_files(dir=tmp_path).create()
-    try:
-        file.write(b"x")
-    finally:
-        file.close()
+@pytest.mark.parametrize("as_path", [False, True], ids=["str", "pathlike"])
+def test_temp_files_in_a_missing_dir_fail_to_create(tmp_path: pathlib.Path, as_path: bool) -> None:
+    """A dir that does not exist makes create fail: the dir is really used, on any platform."""
+    missing = tmp_path / "missing"
+    lifecycle = temp_files(dir=missing if as_path else str(missing))
+    with pytest.raises(FileNotFoundError):
+        lifecycle.create().close()
 
 
 @pytest.mark.parametrize("bad", [42, b"/tmp", ["/tmp"]])
@@ -164,7 +197,7 @@ def test_export_probe_leaves_the_buffer_unchanged() -> None:
     refuse_exported(bytearray())  # nothing to export from an empty buffer
 
 
-def test_contents_are_kept_unless_zero() -> None:
+def test_contents_are_kept_unless_zero(normal_mode: None) -> None:
     """By default a returned buffer keeps its bytes (documented); zero=True clears them."""
     kept = respool.TransientPool(byte_buffers(8))
     buf = kept.get()
@@ -195,6 +228,22 @@ def test_byte_buffers_are_poisoned_in_debug_mode(debug_mode: None) -> None:
     buf[:] = b"A" * 16
     pool.put(buf)
     assert buf == bytes([_debug.POISON]) * 16
+
+
+def test_byte_buffers_reset_leaves_contents_unchanged_at_any_size(normal_mode: None) -> None:
+    """The exported-buffer probe of byte_buffers leaves the contents unchanged, even at size 1."""
+    for size in (1, 2, 4096):
+        reset = byte_buffers(size).reset
+        assert reset is not None
+        buf = bytearray(range(256)) * (size // 256) + bytearray(range(size % 256))
+        before = bytes(buf)
+        reset(buf)
+        assert bytes(buf) == before
+        with memoryview(buf)[: max(1, size // 2)] as view:
+            with pytest.raises(respool.StillInUse):
+                reset(buf)
+            assert bytes(view) == before[: len(view)]
+        assert bytes(buf) == before
 
 
 @pytest.mark.parametrize(
@@ -253,6 +302,20 @@ def test_bytes_io_with_live_getbuffer_raises_still_in_use() -> None:
     assert stream.getvalue() == b""
 
 
+def test_bytes_io_refused_by_a_pool_for_a_live_view_is_left_untouched() -> None:
+    """A BytesIO refused for a live getbuffer() view keeps its position and contents."""
+    pool: respool.TransientPool[io.BytesIO] = respool.TransientPool(bytes_io())
+    stream = pool.get()
+    stream.write(b"secret data")
+    view = stream.getbuffer()
+    with pytest.raises(respool.StillInUse):
+        pool.put(stream)
+    assert stream.tell() == 11 and stream.getvalue() == b"secret data"
+    view.release()
+    pool.put(stream)
+    assert pool.get().getvalue() == b""
+
+
 def test_bytes_io_closed_is_replaced() -> None:
     """A closed BytesIO fails check and the pool makes a new one."""
     pool = respool.TransientPool(bytes_io())
@@ -260,161 +323,3 @@ def test_bytes_io_closed_is_replaced() -> None:
     pool.put(stream)
     stream.close()
     assert pool.get() is not stream
-
-
-# -- BufferPool --------------------------------------------------------------------------------
-
-
-def test_buffer_pool_size_classes() -> None:
-    """get(n) returns the smallest power-of-two class >= n, at least min_size."""
-    pool = BufferPool(min_size=1024, max_size=1 << 16)
-    assert [len(pool.get(n)) for n in (0, 1, 1024, 1025, 5000, 1 << 16)] == [
-        1024,
-        1024,
-        1024,
-        2048,
-        8192,
-        1 << 16,
-    ]
-    assert (pool.min_size, pool.max_size) == (1024, 1 << 16)
-
-
-@given(n=st.integers(min_value=0, max_value=1 << 18))
-def test_buffer_pool_class_selection(n: int) -> None:
-    """The class is the least power of two >= max(n, min_size), or n itself above max_size."""
-    pool = BufferPool(min_size=256, max_size=1 << 16)
-    size = pool.class_size(n)
-    if n > 1 << 16:
-        assert size == n
-    else:
-        assert size >= max(n, 256)
-        assert size & (size - 1) == 0
-        assert size == 256 or size // 2 < n
-
-
-def test_buffer_pool_reuses_by_class() -> None:
-    """A buffer put back is reused for any request of the same class."""
-    pool = BufferPool(min_size=1024, max_size=1 << 16)
-    buf = pool.get(3000)
-    pool.put(buf)
-    assert pool.get(2100) is buf
-    stats = pool.stats()
-    assert (stats.gets, stats.hits, stats.misses, stats.puts) == (2, 1, 1, 1)
-    assert list(stats.by_size) == [4096]
-
-
-def test_buffer_pool_drops_buffers_above_max_size() -> None:
-    """Requests above max_size are allocated exactly and never pinned in the cache."""
-    pool = BufferPool(min_size=1024, max_size=4096)
-    big = pool.get(10_000)
-    assert len(big) == 10_000
-    pool.put(big)
-    assert pool.get(10_000) is not big
-    stats = pool.stats()
-    assert (stats.oversize, stats.dropped_size, stats.idle) == (2, 1, 0)
-
-
-def test_buffer_pool_drops_foreign_sizes() -> None:
-    """A bytearray whose length is not a class size is dropped, not cached."""
-    pool = BufferPool(min_size=1024, max_size=4096)
-    pool.put(bytearray(1500))
-    pool.put(bytearray(512))
-    assert pool.stats().dropped_size == 2
-    assert pool.stats().idle == 0
-    with pytest.raises(TypeError, match="bytearray"):
-        pool.put(b"bytes are immutable")  # type: ignore[arg-type]
-
-
-def test_buffer_pool_refuses_exported_buffers() -> None:
-    """A live memoryview raises StillInUse at put, for class sizes and dropped sizes alike."""
-    pool = BufferPool(min_size=1024, max_size=4096)
-    buf = pool.get(100)
-    with memoryview(buf)[:100], pytest.raises(respool.StillInUse):
-        pool.put(buf)
-    refuse_exported(buf)  # the view is gone now
-    assert pool.get(100) is not buf
-    odd = bytearray(1500)
-    with memoryview(odd), pytest.raises(respool.StillInUse):
-        pool.put(odd)
-
-
-def test_buffer_pool_poisons_in_debug_mode(debug_mode: None) -> None:
-    """Returned buffers are filled with the poison byte in debug mode."""
-    pool = BufferPool(min_size=1024, max_size=4096)
-    buf = pool.get(10)
-    buf[:10] = b"0123456789"
-    pool.put(buf)
-    assert set(buf) == {_debug.POISON}
-
-
-def test_buffer_pool_borrow() -> None:
-    """borrow(n) puts back on exit and on ordinary exceptions, drops on abort."""
-    pool = BufferPool(min_size=1024, max_size=4096)
-    with pool.borrow(10) as buf:
-        assert len(buf) == 1024
-    with pytest.raises(Boom), pool.borrow(10) as again:
-        raise Boom
-    assert again is buf
-    with pytest.raises(Abort), pool.borrow(10) as aborted:
-        raise Abort
-    assert aborted is buf
-    assert pool.get(10) is not buf
-
-
-def test_buffer_pool_borrow_keeps_the_users_exception() -> None:
-    """A view left alive when the body raises: the body's exception propagates, not StillInUse."""
-    pool = BufferPool(min_size=1024, max_size=4096)
-    views = []
-    with pytest.raises(Boom), pool.borrow(10) as buf:
-        views.append(memoryview(buf))
-        raise Boom
-    views[0].release()
-
-
-def test_buffer_pool_clear_and_gc() -> None:
-    """clear() drops cached buffers; two full collections drop idle ones too."""
-    pool = BufferPool(min_size=1024, max_size=4096)
-    pool.put(pool.get(10))
-    pool.clear()
-    assert pool.stats().idle == 0
-    pool.put(pool.get(10))
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        gc.collect()
-        assert pool.stats().idle == 1
-        gc.collect()
-        assert pool.stats().idle == 0
-    finally:
-        if was:
-            gc.enable()
-    assert pool.stats().dropped_gc == 1
-    assert "BufferPool" in repr(pool)
-    assert pool.stats().as_dict()["idle_bytes"] == 0
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "name"),
-    [
-        ({"min_size": 1000}, ValueError, "min_size"),
-        ({"min_size": 0}, ValueError, "min_size"),
-        ({"max_size": 3 << 20}, ValueError, "max_size"),
-        ({"min_size": 4096, "max_size": 1024}, ValueError, "max_size"),
-        ({"max_size": "big"}, TypeError, "max_size"),
-        ({"max_idle_time": 0}, ValueError, "max_idle_time"),
-        ({"zero": "no"}, TypeError, "zero"),
-    ],
-)
-def test_buffer_pool_bad_arguments(
-    kwargs: dict[str, Any], error: type[Exception], name: str
-) -> None:
-    """Bad configuration names the parameter."""
-    with pytest.raises(error, match=name):
-        BufferPool(**kwargs)
-
-
-@pytest.mark.parametrize(("n", "error"), [(-1, ValueError), (2.0, TypeError), (True, TypeError)])
-def test_buffer_pool_bad_request(n: Any, error: type[Exception]) -> None:
-    """get(n) with a negative or non-int n names n."""
-    with pytest.raises(error, match="n must be"):
-        BufferPool().get(n)

@@ -1,23 +1,42 @@
-"""TransientPool: per-thread caches, the victim cache driven by the garbage collector, hooks."""
+"""TransientPool: per-thread caches, the victim cache driven by the garbage collector, hooks.
+
+Several tests simulate "another thread ran a full collection / ran ``stats()`` at this point"
+deterministically, with ``sys.setprofile`` or ``sys.settrace``: the hooks run at call, return or
+line events, which are points where CPython may switch threads or start a collection, so every
+interleaving injected here is one the interpreter can really produce.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
+import itertools
 import logging
 import math
+import os
+import random
+import signal
+import sys
 import threading
+import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
+import numpy as np
 import pytest
 
 import respool
-from respool import transient
+from respool import _debug, transient
+from respool._core import policy
+from respool.lifecycle import Lifecycle
 from respool.transient import TransientPool
-from tests.conftest import Abort, Boom
+from tests.conftest import Abort, Boom, Tracker
+
+TRANSIENT_FILE = transient.__file__
 
 
 class Obj:
@@ -40,7 +59,7 @@ def no_automatic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def run_in_thread(fn: Any) -> None:
+def run_in_thread(fn: Callable[[], object]) -> None:
     """Run *fn* in a new thread, wait for it to end, and re-raise what it raised."""
     errors: list[BaseException] = []
 
@@ -52,12 +71,92 @@ def run_in_thread(fn: Any) -> None:
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the thread did not finish within 60 s"
     if errors:
         raise errors[0]
 
 
-# -- get and put -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def profiled(hook: Callable[[FrameType, str, Any], None]) -> Iterator[None]:
+    """Run *hook* on profile events of this thread (re-entrant calls are not profiled)."""
+    sys.setprofile(hook)
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+
+
+def exited_thread_context(pool: TransientPool[Any], *objs: Any) -> contextvars.Context:
+    """Put *objs* from a new thread; return a copy of its context after the thread exited."""
+    box: list[contextvars.Context] = []
+
+    def work() -> None:
+        for obj in objs:
+            pool.put(obj)
+        box.append(contextvars.copy_context())
+
+    run_in_thread(work)
+    return box[0]
+
+
+@pytest.fixture
+def debug_mode() -> Iterator[None]:
+    """Debug mode on for one test, and back as it was whatever happens."""
+    was = _debug.enabled
+    _debug.set_enabled(True)
+    try:
+        yield
+    finally:
+        _debug.set_enabled(was)
+
+
+def same(objs: Any, others: Any) -> bool:
+    """Whether two collections hold the same objects, by identity (never ``==``)."""
+    return sorted(map(id, objs)) == sorted(map(id, others))
+
+
+# -- objects that must never be compared or hashed ---------------------------------------------
+
+
+class EqRaises:
+    """Refuses to be compared, as a numpy array does when a truth value is needed."""
+
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("EqRaises refuses to be compared")
+
+    __hash__ = object.__hash__
+
+
+class EqAlwaysTrue:
+    """An ANY-style test matcher: claims to equal everything."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+class HashRaises:
+    """Refuses to be hashed (so it cannot be a dict key or a set member)."""
+
+    def __hash__(self) -> int:
+        raise TypeError("HashRaises refuses to be hashed")
+
+
+def numpy_array() -> Any:
+    """A numpy array: ``==`` returns an array, whose truth value raises."""
+    return np.zeros(4096, np.uint8)
+
+
+HOSTILE = pytest.mark.parametrize(
+    "new",
+    [numpy_array, EqRaises, EqAlwaysTrue, HashRaises],
+    ids=["numpy", "eq_raises", "eq_always_true", "hash_raises"],
+)
+
+
+# -- get and put -------------------------------------------------------------------------------
 
 
 def test_get_calls_new_when_empty() -> None:
@@ -68,7 +167,7 @@ def test_get_calls_new_when_empty() -> None:
     assert made == [first]
 
 
-def test_put_then_get_returns_the_same_object() -> None:
+def test_get_returns_the_objects_put_last_first() -> None:
     """A put object is what the same thread's next get returns (LIFO)."""
     pool = TransientPool(Obj)
     a, b = pool.get(), pool.get()
@@ -78,7 +177,7 @@ def test_put_then_get_returns_the_same_object() -> None:
     assert pool.get() is a
 
 
-def test_stats_count_gets_hits_misses_puts() -> None:
+def test_stats_add_up_gets_hits_misses_puts_and_idle() -> None:
     """stats() adds up: gets == hits + misses, idle is what is cached."""
     pool = TransientPool(Obj, name="counted")
     objs = [pool.get() for _ in range(3)]
@@ -105,7 +204,7 @@ def test_default_names_are_distinct() -> None:
     assert a.name in repr(a)
 
 
-# -- the victim cache ------------------------------------------------------------------------
+# -- the victim cache --------------------------------------------------------------------------
 
 
 def test_object_survives_one_full_collection_and_is_gone_after_two() -> None:
@@ -160,6 +259,36 @@ def test_young_collections_do_not_rotate() -> None:
         assert ref() is None
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TransientPool(Obj, reset=lambda o: None),
+        lambda: TransientPool(Obj, accept=lambda o: True),
+        lambda: TransientPool(Obj, max_idle_time=3600),
+        lambda: TransientPool(Lifecycle(Obj, check=lambda o: True, destroy=lambda o: None)),
+    ],
+    ids=["reset", "accept", "max_idle_time", "check+destroy"],
+)
+def test_hooked_pools_keep_the_victim_guarantee(make: Callable[[], TransientPool[Obj]]) -> None:
+    """Hooked pools keep objects for one full collection and drop them at the second."""
+    pool = make()
+    with no_automatic_gc():
+        obj = pool.get()
+        ref = weakref.ref(obj)
+        pool.put(obj)
+        del obj
+        gc.collect()
+        assert ref() is not None
+        again = pool.get()
+        assert again is ref()  # taken back from the victim list
+        pool.put(again)
+        del again
+        gc.collect()
+        gc.collect()
+        pool.get()  # a miss: runs any deferred destroy
+        assert ref() is None
+
+
 def test_unreferenced_pool_is_collected_with_its_objects() -> None:
     """A pool nobody references dies, and so do the objects it cached."""
     pool = TransientPool(Obj)
@@ -173,6 +302,24 @@ def test_unreferenced_pool_is_collected_with_its_objects() -> None:
     assert pool_ref() is None
     assert obj_ref() is None
     assert all(ref() is not None for ref in transient._pools.values())
+
+
+def test_pool_collected_while_a_context_points_at_its_cache_keeps_no_object() -> None:
+    """A dead pool's cache held by a live context keeps no object alive and breaks nothing."""
+    pool: TransientPool[Obj] = TransientPool(Obj)
+    obj = pool.get()
+    obj_ref = weakref.ref(obj)
+    pool.put(obj)
+    del obj
+    ctx = contextvars.copy_context()  # holds the ContextVar -> _Cache mapping
+    pool_ref = weakref.ref(pool)
+    del pool
+    gc.collect()
+    assert pool_ref() is None
+    assert obj_ref() is None  # the context keeps no pooled object alive
+    other: TransientPool[Obj] = TransientPool(Obj)
+    assert isinstance(ctx.run(other.get), Obj)
+    assert len(ctx) >= 1
 
 
 def test_destroy_of_collected_objects_runs_at_next_miss() -> None:
@@ -189,7 +336,52 @@ def test_destroy_of_collected_objects_runs_at_next_miss() -> None:
     assert destroyed == [obj]
 
 
-# -- threads ---------------------------------------------------------------------------------
+def test_victim_taken_by_a_get_racing_a_collection_is_counted_once() -> None:
+    """A victim a racing get may still pop is counted once: as a hit or as dropped_gc, not both."""
+    pool: TransientPool[Obj] = TransientPool(Obj)
+    cached = Obj(1)
+    fired = False
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        # Another thread runs a full collection just as this get enters _pop_usable(victim).
+        nonlocal fired
+        if (
+            not fired
+            and event == "call"
+            and frame.f_code.co_name == "_pop_usable"
+            and frame.f_code.co_filename == TRANSIENT_FILE
+            and frame.f_locals.get("lst")
+        ):
+            fired = True
+            gc.collect()
+
+    with no_automatic_gc():
+        pool.put(cached)
+        gc.collect()  # cached is now a victim
+        with profiled(hook):
+            got = pool.get()
+        stats = pool.stats()
+    assert fired
+    # The collection empties the dropped list by pops, so it takes the object before this get
+    # can: dropped and counted once, and the get is a miss.
+    assert got is not cached
+    assert (stats.gets, stats.hits, stats.misses, stats.dropped_gc) == (1, 0, 1, 1)
+    assert stats.hits + stats.dropped_gc + stats.idle == 1  # the one object put, counted once
+
+
+def test_drain_and_move_take_everything_in_one_go() -> None:
+    """_drain and _move move every entry in one go: none is lost or left behind."""
+    source, into = [1, 2, 3], [0]
+    transient._drain(source, into)
+    assert (source, sorted(into)) == ([], [0, 1, 2, 3])
+    shared = transient._Cache(None)
+    shared.victim.append(0)
+    transient._move([4, 5], shared, victim=True)
+    transient._move([6], shared, victim=False)
+    assert (sorted(shared.victim), shared.primary) == ([0, 4, 5], [6])
+
+
+# -- threads -----------------------------------------------------------------------------------
 
 
 def test_each_thread_has_its_own_cache() -> None:
@@ -215,7 +407,7 @@ def test_each_thread_has_its_own_cache() -> None:
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
+            thread.join(timeout=60)
     assert errors == []
     stats = pool.stats()
     assert (stats.misses, stats.hits, stats.puts, stats.idle) == (8, 8000, 8008, 8)
@@ -263,10 +455,10 @@ def test_no_object_is_handed_out_twice_under_threads_and_collections() -> None:
         for worker in workers:
             worker.start()
         for worker in workers:
-            worker.join()
+            worker.join(timeout=60)
     finally:
         stop.set()
-        collector.join()
+        collector.join(timeout=60)
     assert errors == []
     stats = pool.stats()
     assert stats.dropped_gc > 0 or stats.misses <= 24  # rotations happened, or never needed
@@ -310,6 +502,22 @@ def test_objects_of_an_exited_thread_are_dropped_after_two_collections() -> None
     assert (stats.puts, stats.misses, stats.dropped_gc, stats.idle) == (5, 5, 5, 0)
 
 
+def test_objects_put_through_an_exited_threads_context_survive_one_collection() -> None:
+    """An object put through an exited thread's context survives exactly one collection."""
+    pool: TransientPool[Obj] = TransientPool(Obj)
+    with no_automatic_gc():
+        ctx = exited_thread_context(pool)
+        obj = Obj()
+        ref = weakref.ref(obj)
+        ctx.run(pool.put, obj)
+        del obj
+        pool.stats()  # retire the exited thread's cache between collections
+        gc.collect()
+        assert ref() is not None
+        gc.collect()
+        assert ref() is None
+
+
 def test_dead_thread_caches_are_retired_when_threads_churn() -> None:
     """Thread churn does not grow the pool's registry of caches without bound."""
     pool = TransientPool(Obj)
@@ -318,6 +526,90 @@ def test_dead_thread_caches_are_retired_when_threads_churn() -> None:
     pool.stats()
     assert len(pool._caches) <= 1
     assert pool.stats().puts == 20
+
+
+def test_put_through_a_context_of_a_retired_thread_cache_is_counted() -> None:
+    """A put through the context of a retired (exited thread) cache is counted on a live cache."""
+    pool: TransientPool[list[int]] = TransientPool(list, reset=list.clear)
+    with no_automatic_gc():
+        ctx = exited_thread_context(pool, [1])
+        pool.stats()  # retires the exited thread's cache
+        ctx.run(pool.put, [2])  # e.g. a callback scheduled with the thread's context
+        pool.get()
+        pool.get()
+        stats = pool.stats()
+    assert (stats.puts, stats.gets, stats.hits, stats.misses) == (2, 2, 2, 0)
+
+
+def test_hooked_get_survives_its_cache_being_retired_right_after_the_pop() -> None:
+    """A hooked get whose cache is retired right after its pop still hands out the object."""
+    pool: TransientPool[Obj] = TransientPool(Obj, max_idle_time=3600)
+    cached = Obj(1)
+    get_code = type(pool).get.__code__
+    fired = False
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        # Another thread calls stats() (which retires dead caches) right after the pop.
+        nonlocal fired
+        if (
+            not fired
+            and event == "c_return"
+            and frame.f_code is get_code
+            and getattr(arg, "__name__", "") == "pop"
+        ):
+            fired = True
+            pool.stats()
+
+    with no_automatic_gc():
+        ctx = exited_thread_context(pool, cached)
+        with profiled(hook):
+            got = ctx.run(pool.get)
+    assert fired
+    assert got is cached
+
+
+def test_collection_during_retirement_loses_no_object_uncounted() -> None:
+    """A collection during retirement of an exited thread's cache loses no object uncounted."""
+    pool: TransientPool[Obj] = TransientPool(Obj)
+    fired = False
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        # A full collection in another thread just as _move starts filling shared.victim.
+        nonlocal fired
+        if (
+            not fired
+            and event == "call"
+            and frame.f_code.co_name == "_move"
+            and frame.f_code.co_filename == TRANSIENT_FILE
+            and frame.f_locals.get("source")
+        ):
+            fired = True
+            gc.collect()
+
+    with no_automatic_gc():
+        exited_thread_context(pool, Obj(1), Obj(2))
+        gc.collect()  # both are victims in the dead thread's cache
+        with profiled(hook):
+            stats = pool.stats()  # retires the dead cache
+    assert fired
+    assert stats.gets == stats.hits == 0
+    assert stats.idle + stats.dropped_gc == 2
+
+
+def test_stats_are_exact_after_thread_churn_and_collections() -> None:
+    """Counters stay exact across exited threads, retirements and collections."""
+    pool: TransientPool[Obj] = TransientPool(Obj)
+    gets = 0
+    with no_automatic_gc():
+        for i in range(5):
+            exited_thread_context(pool, Obj(), Obj())
+            if i % 2:
+                gc.collect()
+            pool.get()
+            gets += 1
+        stats = pool.stats()
+    assert stats.gets == gets == stats.hits + stats.misses
+    assert stats.puts == 10 == stats.hits + stats.idle + stats.dropped_gc
 
 
 def test_asyncio_tasks_share_their_thread_cache() -> None:
@@ -339,7 +631,272 @@ def test_asyncio_tasks_share_their_thread_cache() -> None:
     assert pool.stats().misses == 1
 
 
-# -- max_idle_time ---------------------------------------------------------------------------
+def test_asyncio_to_thread_hands_each_object_out_once() -> None:
+    """Workers of asyncio.to_thread take from the loop thread's cache; each object goes out once."""
+    pool: TransientPool[Obj] = TransientPool(Obj)
+
+    async def main() -> set[int]:
+        obj = pool.get()
+        pool.put(obj)  # the loop thread's cache is now in the context
+        got = await asyncio.to_thread(pool.get)  # the worker takes it from that cache
+        assert got is obj
+        await asyncio.to_thread(pool.put, got)
+        results = await asyncio.gather(*(asyncio.to_thread(pool.get) for _ in range(20)))
+        return {id(r) for r in results}
+
+    assert len(asyncio.run(main())) == 20
+
+
+def _plain_pool() -> TransientPool[Obj]:
+    return TransientPool(Obj)
+
+
+def _aged_pool() -> TransientPool[Obj]:
+    return TransientPool(Obj, max_idle_time=3600, reset=lambda o: None)
+
+
+def _checked_pool() -> TransientPool[Obj]:
+    return TransientPool(Lifecycle(Obj, check=lambda o: True, destroy=lambda o: None))
+
+
+POOL_KINDS = pytest.mark.parametrize(
+    "make", [_plain_pool, _aged_pool, _checked_pool], ids=["plain", "aged", "checked"]
+)
+
+
+@POOL_KINDS
+@pytest.mark.timeout(60)
+def test_threads_sharing_a_copied_context_never_get_one_object_twice(
+    make: Callable[[], TransientPool[Obj]],
+) -> None:
+    """Threads running copies of one context (as to_thread does) never get one object twice."""
+    pool = make()
+    pool.put(pool.get())  # the main context now points at the main thread's cache
+    base = contextvars.copy_context()
+    out: set[int] = set()
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for _ in range(3000):
+                obj = pool.get()
+                with lock:
+                    assert id(obj) not in out, "handed out twice"
+                    out.add(id(obj))
+                with lock:
+                    out.discard(id(obj))
+                pool.put(obj)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def churn() -> None:
+        while not stop.is_set():
+            gc.collect()
+            pool.stats()
+            if random.random() < 0.1:
+                pool.clear()
+
+    workers = [threading.Thread(target=base.copy().run, args=(work,)) for _ in range(4)]
+    churner = threading.Thread(target=churn)
+    churner.start()
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=60)
+    stop.set()
+    churner.join(timeout=60)
+    assert errors == []
+
+
+@POOL_KINDS
+def test_collection_at_random_call_boundaries_never_duplicates_or_miscounts(
+    make: Callable[[], TransientPool[Obj]],
+) -> None:
+    """A rotation at random calls in transient.py: no object out twice, gets and puts exact."""
+    rnd = random.Random(1234)
+    gets = puts = 0
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        if frame.f_code.co_filename == TRANSIENT_FILE and rnd.random() < 0.3:
+            transient._on_gc("start", {"generation": 2})
+
+    pool = make()
+    held: list[Obj] = []
+    with no_automatic_gc(), profiled(hook):
+        for _ in range(400):
+            op = rnd.random()
+            if op < 0.45:
+                obj = pool.get()
+                gets += 1
+                assert all(obj is not h for h in held)
+                held.append(obj)
+            elif op < 0.9 and held:
+                pool.put(held.pop(rnd.randrange(len(held))))
+                puts += 1
+            elif op < 0.95:
+                pool.clear()
+            else:
+                pool.stats()
+    pool.clear()
+    stats = pool.stats()
+    assert (stats.gets, stats.puts, stats.idle) == (gets, puts, 0)
+
+
+@pytest.mark.parametrize("hooks", ["plain", "reset+accept", "aged", "checked"])
+@pytest.mark.timeout(120)
+def test_counts_are_exact_after_threads_race_collections_retirements_and_clears(
+    hooks: str,
+) -> None:
+    """Threads racing collections, retirements and clears: exact counts, no double hand-out."""
+    made = itertools.count()
+    made_lock = threading.Lock()
+
+    def new() -> Obj:
+        with made_lock:
+            return Obj(next(made))
+
+    if hooks == "plain":
+        pool: TransientPool[Obj] = TransientPool(new)
+    elif hooks == "reset+accept":
+        pool = TransientPool(new, reset=lambda o: None, accept=lambda o: o.n % 5 != 0)
+    elif hooks == "aged":
+        pool = TransientPool(new, max_idle_time=3600)
+    else:
+        pool = TransientPool(Lifecycle(new, check=lambda o: True, destroy=lambda o: None))
+
+    out: set[int] = set()
+    out_lock = threading.Lock()
+    counts = {"gets": 0, "puts": 0}
+    contexts: list[contextvars.Context] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def got(obj: Obj) -> None:
+        with out_lock:
+            assert id(obj) not in out, "handed out twice"
+            out.add(id(obj))
+            counts["gets"] += 1
+
+    def putting(obj: Obj) -> None:
+        with out_lock:
+            out.discard(id(obj))
+            counts["puts"] += 1
+
+    def short_lived() -> None:  # leaves a context pointing at its soon-dead cache
+        obj = pool.get()
+        got(obj)
+        putting(obj)
+        pool.put(obj)
+        contexts.append(contextvars.copy_context())
+
+    def work(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            for _ in range(1500):
+                ctx = rnd.choice(contexts).copy() if contexts and rnd.random() < 0.3 else None
+                obj = ctx.run(pool.get) if ctx is not None else pool.get()
+                got(obj)
+                putting(obj)
+                ctx = rnd.choice(contexts).copy() if contexts and rnd.random() < 0.3 else None
+                if ctx is not None:
+                    ctx.run(pool.put, obj)
+                else:
+                    pool.put(obj)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def churn() -> None:
+        rnd = random.Random(0)
+        try:
+            while not stop.is_set():
+                thread = threading.Thread(target=short_lived)
+                thread.start()
+                thread.join(timeout=60)
+                if rnd.random() < 0.5:
+                    gc.collect()
+                pool.stats()
+                if rnd.random() < 0.05:
+                    pool.clear()
+        except BaseException as exc:
+            errors.append(exc)
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        churners = [threading.Thread(target=churn) for _ in range(2)]
+        workers = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+        for thread in churners + workers:
+            thread.start()
+        for thread in workers:
+            thread.join(timeout=60)
+        stop.set()
+        for thread in churners:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert errors == []
+    stats = pool.stats()
+    assert stats.gets == counts["gets"]
+    assert stats.puts == counts["puts"]
+    assert stats.misses == next(made)
+    assert stats.hits + stats.misses == stats.gets
+    entered = stats.puts - stats.dropped_reset - stats.dropped_accept
+    left = stats.idle + stats.dropped_age + stats.dropped_check + stats.dropped_gc + stats.cleared
+    assert entered == stats.hits + left
+
+
+def test_clear_racing_a_collection_counts_each_object_once() -> None:
+    """A rotation at any line of clear() counts no object twice and leaves none behind."""
+
+    def run(at: int) -> tuple[int, respool.TransientStats]:
+        pool: TransientPool[Obj] = TransientPool(Obj)
+        lines = 0
+
+        def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+            if frame.f_code.co_filename != TRANSIENT_FILE:
+                return None
+
+            def line(frame: FrameType, event: str, arg: Any) -> Any:
+                nonlocal lines
+                if event == "line":
+                    if lines == at:
+                        # What a collection started on this line (by an allocation, on
+                        # 3.11) does to the pool, without the cost of a real one.
+                        transient._on_gc("start", {"generation": 2})
+                    lines += 1
+                return line
+
+            return line
+
+        with no_automatic_gc():
+            a, b, c, d = pool.get(), pool.get(), pool.get(), pool.get()
+            pool.put(a)
+            pool.put(b)
+            pool._rotate()  # a, b: victims (what a full collection does, without its cost)
+            pool.put(c)
+            assert pool.get() is c  # one real hit
+            pool.put(d)  # d: primary
+            sys.settrace(tracer)
+            try:
+                pool.clear()
+            finally:
+                sys.settrace(None)
+            return lines, pool.stats()
+
+    at = 0
+    while True:
+        lines, stats = run(at)
+        assert (stats.idle, stats.hits, stats.gets) == (0, 1, 5), at
+        assert stats.dropped_gc + stats.cleared == 3, at
+        if at >= lines:  # the collection fell after clear(): every line has been tried
+            break
+        at += 1
+    assert at > 5
+
+
+# -- max_idle_time -----------------------------------------------------------------------------
 
 
 def test_max_idle_time_drops_stale_objects(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -361,7 +918,7 @@ def test_max_idle_time_drops_stale_objects(monkeypatch: pytest.MonkeyPatch) -> N
     assert (stats.dropped_age, stats.misses, stats.idle) == (1, 3, 0)
 
 
-def test_max_idle_time_with_the_real_clock() -> None:
+def test_max_idle_time_drops_with_the_real_clock() -> None:
     """With a tiny max_idle_time, an object left idle is replaced on the next get."""
     pool = TransientPool(Obj, max_idle_time=1e-9)
     obj = pool.get()
@@ -373,7 +930,13 @@ def test_max_idle_time_with_the_real_clock() -> None:
     assert pool.stats().dropped_age == 1
 
 
-# -- reset, accept, check, destroy -----------------------------------------------------------
+def test_max_idle_time_is_reported() -> None:
+    """The validated max_idle_time is readable back."""
+    assert TransientPool(Obj, max_idle_time=2).max_idle_time == 2.0
+    assert TransientPool(Obj).max_idle_time is None
+
+
+# -- reset, accept, check, destroy -------------------------------------------------------------
 
 
 def test_reset_runs_at_put() -> None:
@@ -405,21 +968,7 @@ def test_reset_raising_drops_and_logs(caplog: pytest.LogCaptureFixture) -> None:
     assert pool.stats().dropped_reset == 1
 
 
-def test_reset_raising_still_in_use_reaches_the_caller() -> None:
-    """StillInUse from reset is a usage bug: put raises it, and the object is dropped."""
-
-    def reset(obj: Obj) -> None:
-        raise respool.StillInUse("a view is alive")
-
-    pool = TransientPool(Obj, reset=reset)
-    obj = pool.get()
-    with pytest.raises(respool.StillInUse, match="a view is alive"):
-        pool.put(obj)
-    assert pool.get() is not obj
-    assert pool.stats().dropped_reset == 1
-
-
-def test_accept_false_drops() -> None:
+def test_accept_false_drops_the_object() -> None:
     """accept returning False drops the object (e.g. it grew too large)."""
     pool = TransientPool(list, accept=lambda items: len(items) < 3)
     small, large = pool.get(), pool.get()
@@ -445,7 +994,7 @@ def test_accept_raising_drops_and_logs(caplog: pytest.LogCaptureFixture) -> None
     assert pool.stats().dropped_accept == 1
 
 
-def test_lifecycle_check_and_destroy() -> None:
+def test_check_false_at_get_drops_and_destroys_the_object() -> None:
     """A Lifecycle works: check drops unviable cached objects at get, destroy runs on drops."""
     destroyed: list[Obj] = []
     lifecycle = respool.Lifecycle(Obj, check=lambda o: not o.dirty, destroy=destroyed.append)
@@ -462,6 +1011,240 @@ def test_reset_given_twice_is_rejected() -> None:
     """A reset both in the Lifecycle and as a keyword is ambiguous."""
     with pytest.raises(TypeError, match="reset"):
         TransientPool(respool.Lifecycle(Obj, reset=print), reset=print)
+
+
+def test_reset_raising_still_in_use_destroys_the_object_then_reaches_the_caller(
+    tracker: Tracker,
+) -> None:
+    """StillInUse from reset is the caller's bug: the object is destroyed, then put raises it."""
+    pool = TransientPool(tracker.lifecycle(check=False))
+    res = pool.get()
+    tracker.fail_reset = respool.StillInUse("a view is alive")
+    with pytest.raises(respool.StillInUse, match="a view is alive"):
+        pool.put(res)
+    assert tracker.destroyed == [res]
+    stats = pool.stats()
+    assert (stats.puts, stats.dropped_reset, stats.idle, stats.destroy_errors) == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("error", [Abort(), KeyboardInterrupt()], ids=["abort", "interrupt"])
+def test_reset_interrupted_drops_destroys_counts_then_reraises(
+    tracker: Tracker, error: BaseException
+) -> None:
+    """A non-Exception from reset: the object is destroyed and counted, then the error goes on."""
+    pool = TransientPool(tracker.lifecycle(check=False))
+    res = pool.get()
+    tracker.fail_reset = error
+    with pytest.raises(type(error)):
+        pool.put(res)
+    assert tracker.destroyed == [res]
+    stats = pool.stats()
+    assert (stats.puts, stats.dropped_reset, stats.idle, stats.destroy_errors) == (1, 1, 0, 0)
+    tracker.fail_reset = None
+    assert pool.get() is not res
+
+
+def test_accept_interrupted_drops_destroys_counts_then_reraises(tracker: Tracker) -> None:
+    """A non-Exception from accept: the object is destroyed and counted, then the error goes on."""
+
+    def accept(res: Any) -> bool:
+        raise Abort
+
+    pool = TransientPool(tracker.lifecycle(check=False), accept=accept)
+    res = pool.get()
+    with pytest.raises(Abort):
+        pool.put(res)
+    assert tracker.destroyed == [res]
+    stats = pool.stats()
+    assert (stats.puts, stats.dropped_accept, stats.idle, stats.destroy_errors) == (1, 1, 0, 0)
+
+
+def test_accept_false_destroys_the_refused_object(tracker: Tracker) -> None:
+    """An object accept refuses is destroyed, like every object the pool drops."""
+    pool = TransientPool(tracker.lifecycle(check=False), accept=lambda res: False)
+    res = pool.get()
+    pool.put(res)
+    assert tracker.destroyed == [res]
+
+
+def test_check_raising_drops_destroys_and_logs(
+    tracker: Tracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Exception from check at get: the object is destroyed and counted, get makes another."""
+    pool = TransientPool(tracker.lifecycle())
+    res = pool.get()
+    pool.put(res)
+    tracker.fail_check = Boom("cannot tell")
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        fresh = pool.get()
+    assert fresh is not res
+    assert "check raised" in caplog.text
+    assert tracker.destroyed == [res]
+    assert pool.stats().dropped_check == 1
+
+
+@pytest.mark.parametrize("max_idle_time", [None, 3600.0], ids=["plain", "aged"])
+def test_check_interrupted_at_get_drops_destroys_counts_then_reraises(
+    tracker: Tracker, max_idle_time: float | None
+) -> None:
+    """A non-Exception from check: the object is destroyed and counted, then get raises it."""
+    pool = TransientPool(tracker.lifecycle(), max_idle_time=max_idle_time)
+    res = pool.get()
+    pool.put(res)
+    tracker.fail_check = Abort()
+    with pytest.raises(Abort):
+        pool.get()
+    assert tracker.destroyed == [res]
+    stats = pool.stats()
+    assert (stats.dropped_check, stats.idle, stats.hits, stats.destroy_errors) == (1, 0, 0, 0)
+    tracker.fail_check = None
+    assert pool.get() is not res
+
+
+def test_destroy_raising_is_counted_and_logged_not_raised(
+    tracker: Tracker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Exception from destroy is counted in destroy_errors and logged; clear() goes on."""
+    pool = TransientPool(tracker.lifecycle(check=False))
+    made = [pool.get() for _ in range(2)]
+    for res in made:
+        pool.put(res)
+    tracker.fail_destroy = Boom("cannot close")
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        pool.clear()
+    assert "destroy raised" in caplog.text
+    assert same(tracker.destroyed, made)
+    assert pool.stats().destroy_errors == 2
+
+
+def test_destroy_interrupted_in_clear_destroys_the_others_then_reraises(tracker: Tracker) -> None:
+    """A non-Exception from destroy stops no other destroy: all run, then the first goes on."""
+    pool = TransientPool(tracker.lifecycle(check=False))
+    made = [pool.get() for _ in range(3)]
+    for res in made:
+        pool.put(res)
+    tracker.fail_destroy = Abort()
+    with pytest.raises(Abort):
+        pool.clear()
+    assert same(tracker.destroyed, made)
+    stats = pool.stats()
+    assert (stats.cleared, stats.idle, stats.destroy_errors) == (3, 0, 3)
+
+
+def test_destroy_interrupted_for_collected_objects_reaches_the_next_miss(tracker: Tracker) -> None:
+    """Deferred destroys of collected objects all run at the next miss, which then raises."""
+    pool = TransientPool(tracker.lifecycle(check=False))
+    with no_automatic_gc():
+        made = [pool.get() for _ in range(2)]
+        for res in made:
+            pool.put(res)
+        gc.collect()
+        gc.collect()
+    tracker.fail_destroy = Abort()
+    with pytest.raises(Abort):
+        pool.get()
+    assert same(tracker.destroyed, made)
+    stats = pool.stats()
+    assert (stats.dropped_gc, stats.destroy_errors) == (2, 2)
+    tracker.fail_destroy = None
+    assert isinstance(pool.get(), type(made[0]))
+    assert len(tracker.destroyed) == 2  # nothing destroyed twice
+
+
+# -- never comparing objects -------------------------------------------------------------------
+
+
+@HOSTILE
+def test_clear_destroys_every_object_without_comparing_them(new: Callable[[], Any]) -> None:
+    """clear() empties and destroys every cached object, never calling their __eq__."""
+    destroyed: list[Any] = []
+    pool = TransientPool(Lifecycle(new, destroy=destroyed.append))
+    objs = [pool.get() for _ in range(3)]
+    for obj in objs:
+        pool.put(obj)
+    pool.clear()
+    assert same(destroyed, objs)
+    stats = pool.stats()
+    assert (stats.cleared, stats.idle) == (3, 0)
+
+
+@HOSTILE
+def test_collections_drop_and_destroy_objects_without_comparing_them(
+    new: Callable[[], Any],
+) -> None:
+    """The collector's rotation drops and counts every idle object, destroyed at the next miss."""
+    destroyed: list[Any] = []
+    pool = TransientPool(Lifecycle(new, destroy=destroyed.append))
+    with no_automatic_gc():
+        objs = [pool.get() for _ in range(3)]
+        for obj in objs:
+            pool.put(obj)
+        gc.collect()
+        gc.collect()
+        fresh = pool.get()
+    assert all(fresh is not obj for obj in objs)
+    assert same(destroyed, objs)
+    stats = pool.stats()
+    assert (stats.dropped_gc, stats.idle, stats.misses) == (3, 0, 4)
+
+
+@HOSTILE
+def test_exited_threads_objects_reach_a_new_thread_without_comparing_them(
+    new: Callable[[], Any],
+) -> None:
+    """A new thread's first get retires an exited thread's cache and takes one of its objects."""
+    pool = TransientPool(new)
+    objs: list[Any] = []
+
+    def cache_three() -> None:
+        made = [pool.get() for _ in range(3)]
+        objs.extend(made)
+        for obj in made:
+            pool.put(obj)
+
+    got: list[Any] = []
+    with no_automatic_gc():
+        run_in_thread(cache_three)
+        run_in_thread(lambda: got.append(pool.get()))
+        stats = pool.stats()
+    assert any(got[0] is obj for obj in objs)
+    assert (stats.idle, stats.hits, stats.misses) == (2, 1, 3)
+
+
+@HOSTILE
+@pytest.mark.parametrize("hooked", [False, True], ids=["lean", "hooked"])
+def test_get_and_put_never_compare_objects(new: Callable[[], Any], hooked: bool) -> None:
+    """get and put, in any thread and on either code path, find objects by identity only."""
+    pool: TransientPool[Any]
+    if hooked:
+        lifecycle = Lifecycle(
+            new, reset=lambda o: None, check=lambda o: True, destroy=lambda o: None
+        )
+        pool = TransientPool(lifecycle, accept=lambda o: True)
+    else:
+        pool = TransientPool(new)
+
+    def cache_two() -> None:
+        made = [pool.get(), pool.get()]
+        for obj in made:
+            pool.put(obj)
+
+    with no_automatic_gc():
+        a, b = pool.get(), pool.get()
+        pool.put(a)
+        pool.put(b)
+        assert pool.get() is b
+        assert pool.get() is a
+        run_in_thread(cache_two)  # leaves two objects in the cache of an exited thread
+        c = pool.get()  # takes one of them
+        run_in_thread(lambda: pool.put(c))  # a new thread's first call is a put
+        got = [pool.get(), pool.get()]
+        stats = pool.stats()
+    assert any(obj is c for obj in got)
+    assert (stats.gets, stats.puts, stats.idle, stats.hits, stats.misses) == (9, 5, 0, 5, 4)
+
+
+# -- subclasses --------------------------------------------------------------------------------
 
 
 class Subclassed(TransientPool[Obj]):
@@ -489,8 +1272,7 @@ def _clean(obj: Obj) -> None:
 
 
 def test_subclass_with_hooks_runs_them_and_its_own_overrides() -> None:
-    """A subclass with hooks runs them, its get/put overrides still run first, and
-    isinstance holds."""
+    """A subclass with hooks runs them, its own get/put first, and stays an instance of itself."""
     pool = Subclassed(Obj, reset=_clean, max_idle_time=3600)
     assert isinstance(pool, Subclassed)
     assert type(pool).__name__ == "Subclassed"
@@ -504,6 +1286,18 @@ def test_subclass_with_hooks_runs_them_and_its_own_overrides() -> None:
     assert type(Subclassed(Obj, reset=_clean)) is type(pool)  # made once per class
 
 
+def test_subclass_without_overrides_runs_reset() -> None:
+    """A subclass of TransientPool runs reset (and the other hooks) like TransientPool itself."""
+
+    class MyPool(TransientPool[list[int]]):
+        pass
+
+    pool = MyPool(list, reset=list.clear)
+    dirty = [1, 2, 3]
+    pool.put(dirty)
+    assert pool.get() == []  # reset must have run at put
+
+
 def test_subclass_without_hooks_keeps_its_class() -> None:
     """A subclass without hooks is left alone: the lean code path, its own class."""
     pool = Subclassed(Obj)
@@ -513,7 +1307,7 @@ def test_subclass_without_hooks_keeps_its_class() -> None:
     assert pool.get() is obj
 
 
-def test_subclass_of_a_subclass_with_hooks() -> None:
+def test_subclass_of_a_subclass_gets_its_own_hooked_variant() -> None:
     """Each subclass gets its own hooked variant, with its own overrides first."""
 
     class Deeper(Subclassed):
@@ -531,20 +1325,169 @@ def test_subclass_of_a_subclass_with_hooks() -> None:
     assert pool.stats().dropped_accept == 1
 
 
-def test_drain_and_move_take_everything_in_one_go() -> None:
-    """_drain and _move rely on list.extend keeping what a pop iterator gave before its
-    IndexError: every entry moves, none is lost or left behind."""
-    source, into = [1, 2, 3], [0]
-    transient._drain(source, into)
-    assert (source, sorted(into)) == ([], [0, 1, 2, 3])
-    shared = transient._Cache(None)
-    shared.victim.append(0)
-    transient._move([4, 5], shared, victim=True)
-    transient._move([6], shared, victim=False)
-    assert (sorted(shared.victim), shared.primary) == ([0, 4, 5], [6])
+# -- debug mode: a second put ------------------------------------------------------------------
 
 
-# -- clear and borrow ------------------------------------------------------------------------
+@HOSTILE
+def test_debug_mode_refuses_a_second_put_naming_the_object_and_its_first_put(
+    new: Callable[[], Any], debug_mode: None
+) -> None:
+    """In debug mode a second put raises LeaseError with the object and where it came in."""
+    pool = TransientPool(new)
+    obj = pool.get()
+    pool.put(obj)  # the first put: its stack is in the error
+    with pytest.raises(respool.LeaseError) as caught:
+        pool.put(obj)
+    message = str(caught.value)
+    assert type(obj).__qualname__ in message
+    assert f"{id(obj):#x}" in message
+    assert "test_debug_mode_refuses_a_second_put_naming_the_object_and_its_first_put" in message
+    assert "pool.put(obj)  # the first put" in message
+    assert pool.get() is obj
+    assert pool.get() is not obj  # it was in the pool once, not twice
+    assert pool.stats().puts == 1
+
+
+class LongRepr:
+    """An object whose repr runs to thousands of characters."""
+
+    def __repr__(self) -> str:
+        return "LongRepr(" + "x" * 10_000 + ")"
+
+
+def test_debug_mode_shortens_a_long_repr(debug_mode: None) -> None:
+    """The error shows a short repr of the object, not thousands of characters."""
+    pool = TransientPool(LongRepr)
+    obj = pool.get()
+    pool.put(obj)
+    with pytest.raises(respool.LeaseError) as caught:
+        pool.put(obj)
+    assert len(str(caught.value).splitlines()[0]) < 400
+
+
+def test_debug_mode_survives_a_repr_that_raises(debug_mode: None) -> None:
+    """An object whose __repr__ raises still gets the LeaseError, without its repr."""
+
+    class BadRepr:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    pool = TransientPool(BadRepr)
+    obj = pool.get()
+    pool.put(obj)
+    with pytest.raises(respool.LeaseError, match="BadRepr"):
+        pool.put(obj)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TransientPool(Obj),
+        lambda: TransientPool(Obj, reset=_clean, max_idle_time=3600),
+        lambda: Subclassed(Obj, reset=_clean),
+    ],
+    ids=["lean", "hooked-aged", "subclass"],
+)
+def test_debug_mode_finds_the_object_in_any_cache(
+    make: Callable[[], TransientPool[Obj]], debug_mode: None
+) -> None:
+    """The object is found in a victim list, in an exited thread's cache and the shared store."""
+    pool = make()
+    with no_automatic_gc():
+        victim = pool.get()
+        pool.put(victim)
+        gc.collect()  # now a victim
+        with pytest.raises(respool.LeaseError):
+            pool.put(victim)
+        elsewhere = Obj()
+        ctx = exited_thread_context(pool, elsewhere)  # in an exited thread's cache
+        with pytest.raises(respool.LeaseError):
+            pool.put(elsewhere)
+        pool.stats()  # retires that cache: its object moves to the shared store
+        with pytest.raises(respool.LeaseError):
+            ctx.run(pool.put, elsewhere)
+        stats = pool.stats()
+    assert (stats.puts, stats.idle) == (2, 2)
+
+
+def test_debug_mode_refuses_before_reset_runs(debug_mode: None) -> None:
+    """A refused second put does not run reset on the object still cached."""
+    resets: list[Obj] = []
+    pool = TransientPool(Obj, reset=resets.append)
+    obj = pool.get()
+    pool.put(obj)
+    with pytest.raises(respool.LeaseError):
+        pool.put(obj)
+    assert len(resets) == 1
+
+
+def test_debug_mode_accepts_an_object_again_once_it_left_the_pool(debug_mode: None) -> None:
+    """An object taken back by get, or dropped by clear(), may be put again."""
+    pool = TransientPool(Obj)
+    obj = pool.get()
+    pool.put(obj)
+    assert pool.get() is obj
+    pool.put(obj)
+    pool.clear()
+    pool.put(obj)
+    assert pool.stats().puts == 3
+
+
+def test_debug_mode_catches_a_second_put_into_a_buffer_pool(debug_mode: None) -> None:
+    """BufferPool's size classes are TransientPools: the same check applies to buffers."""
+    buffers = respool.BufferPool(min_size=16, max_size=64)
+    buf = buffers.get(10)
+    buffers.put(buf)
+    with pytest.raises(respool.LeaseError, match="bytearray"):
+        buffers.put(buf)
+
+
+def test_debug_mode_reports_a_put_from_before_it_was_switched_on() -> None:
+    """An object put before debug mode was on is still caught, without a stack to show."""
+    was = _debug.enabled
+    _debug.set_enabled(False)
+    try:
+        pool = TransientPool(Obj)
+        obj = pool.get()
+        pool.put(obj)
+        _debug.set_enabled(True)
+        with pytest.raises(respool.LeaseError, match="no stack was recorded"):
+            pool.put(obj)
+    finally:
+        _debug.set_enabled(was)
+
+
+def test_debug_mode_forgets_where_objects_were_put_once_they_left(debug_mode: None) -> None:
+    """Records of objects no longer cached are pruned: debug mode does not grow without bound."""
+    pool = TransientPool(Obj)
+    for _ in range(500):
+        obj = Obj()
+        pool.put(obj)
+        assert pool.get() is obj
+    assert len(pool._put_at) <= 100
+
+
+def test_outside_debug_mode_put_does_not_search_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Normal mode pays nothing for the check (as in Go): put never searches the caches."""
+
+    def search(self: TransientPool[Any], obj: Any) -> None:
+        raise AssertionError("searched outside debug mode")
+
+    monkeypatch.setattr(TransientPool, "_refuse_second_put", search)
+    was = _debug.enabled
+    _debug.set_enabled(True)
+    _debug.set_enabled(False)  # switched on and off again: back to the plain put
+    try:
+        for pool in (TransientPool(Obj), TransientPool(Obj, reset=_clean)):
+            obj = pool.get()
+            pool.put(obj)
+            pool.put(obj)  # undetected: a usage error, like in Go
+            assert pool.get() is pool.get() is obj
+    finally:
+        _debug.set_enabled(was)
+
+
+# -- clear and borrow --------------------------------------------------------------------------
 
 
 def test_clear_drops_everything_and_destroys() -> None:
@@ -563,7 +1506,7 @@ def test_clear_drops_everything_and_destroys() -> None:
     assert (stats.cleared, stats.idle) == (2, 0)
 
 
-def test_borrow_puts_back() -> None:
+def test_borrow_puts_the_object_back_on_a_clean_exit() -> None:
     """borrow() gets an object and puts it back when the block ends."""
     pool = TransientPool(Obj)
     with pool.borrow() as obj:
@@ -571,7 +1514,7 @@ def test_borrow_puts_back() -> None:
     assert pool.get() is obj
 
 
-def test_borrow_puts_back_on_exception_which_propagates() -> None:
+def test_borrow_puts_back_on_an_exception_which_propagates() -> None:
     """An ordinary exception puts the object back (reset runs) and propagates unchanged."""
     resets: list[Obj] = []
     pool = TransientPool(Obj, reset=resets.append)
@@ -583,7 +1526,7 @@ def test_borrow_puts_back_on_exception_which_propagates() -> None:
     assert pool.get() is obj
 
 
-def test_borrow_abort_drops() -> None:
+def test_borrow_aborted_by_a_non_exception_destroys_and_counts() -> None:
     """A non-Exception (cancellation, KeyboardInterrupt) drops the object: abort means discard."""
     destroyed: list[Obj] = []
     pool = TransientPool(respool.Lifecycle(Obj, destroy=destroyed.append))
@@ -621,7 +1564,129 @@ def test_borrow_raises_still_in_use_on_a_clean_exit() -> None:
         pass
 
 
-# -- configuration ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "error", [None, Boom(), Abort(), SystemExit(3), asyncio.CancelledError()], ids=repr
+)
+def test_borrow_discards_exactly_when_the_policy_says(
+    tracker: Tracker, error: BaseException | None
+) -> None:
+    """borrow() drops the object exactly when policy.discards says so, and counts that abort."""
+    pool = TransientPool(tracker.lifecycle(check=False))
+    with contextlib.suppress(BaseException), pool.borrow() as res:
+        if error is not None:
+            raise error
+    discarded = policy.discards(None if error is None else type(error))
+    assert tracker.destroyed == ([res] if discarded else [])
+    stats = pool.stats()
+    assert (stats.aborted, stats.idle) == ((1, 0) if discarded else (0, 1))
+
+
+def test_borrow_lets_an_interrupt_from_reset_reach_the_caller(
+    tracker: Tracker,
+) -> None:
+    """An interrupt from reset at the end of a clean borrow() block reaches the caller."""
+    pool = TransientPool(tracker.lifecycle(check=False))
+    tracker.fail_reset = Abort()
+    with pytest.raises(Abort), pool.borrow() as res:
+        pass
+    assert tracker.destroyed == [res]
+
+
+# -- fork --------------------------------------------------------------------------------------
+
+
+def fork_and_wait(child: Callable[[], int], timeout: float = 5) -> int:
+    """Run *child* in a forked child (SIGALRM after *timeout*): its exit code, or -signal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 99
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
+            signal.alarm(int(timeout))
+            code = child()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+@needs_fork
+@pytest.mark.timeout(30)
+def test_fork_child_does_not_report_forgotten_objects_as_hits() -> None:
+    """A forked child forgets the parent's objects and counters: its stats start from zero."""
+    pool: TransientPool[Obj] = TransientPool(Obj)
+    with no_automatic_gc():
+        exited_thread_context(pool, Obj(1), Obj(2), Obj(3))
+        pool.stats()  # the exited thread's cache is retired: its objects are in _shared
+
+    def child() -> int:
+        stats = pool.stats()
+        return 0 if (stats.gets, stats.hits) == (0, 0) else 1
+
+    assert fork_and_wait(child) == 0
+
+
+def construct(at: int, paused: threading.Event, resume: threading.Event, out: list[bool]) -> None:
+    """Construct a hooked pool, pausing at the *at*-th call/return in respool; then note it."""
+    # Pausing: *paused* is set, then *resume* awaited. Finishing: True appended to *out*, and
+    # *paused* set so that the caller stops waiting.
+    package = os.path.dirname(respool.__file__)
+    events = 0
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        nonlocal events
+        if frame.f_code.co_filename.startswith(package):
+            if events == at:
+                paused.set()
+                resume.wait(timeout=60)
+            events += 1
+
+    sys.setprofile(hook)
+    try:
+        TransientPool(Obj, reset=lambda o: None)
+    finally:
+        sys.setprofile(None)
+    out.append(True)
+    paused.set()
+
+
+@needs_fork
+@pytest.mark.timeout(120)
+def test_fork_while_another_thread_constructs_a_pool_leaves_no_lock_held() -> None:
+    """A child forked at any point of another thread's TransientPool() can construct pools."""
+
+    def child() -> int:
+        pool: TransientPool[Obj] = TransientPool(Obj, max_idle_time=60)
+        pool.put(pool.get())
+        return 0 if gc.callbacks.count(transient._on_gc) == 1 else 1
+
+    at = 0
+    while True:
+        paused, resume = threading.Event(), threading.Event()
+        finished: list[bool] = []
+        thread = threading.Thread(target=construct, args=(at, paused, resume, finished))
+        thread.start()
+        assert paused.wait(timeout=60), "the constructing thread never paused"
+        if finished:  # construction has fewer events: every one has been tried
+            thread.join(timeout=60)
+            break
+        try:
+            code = fork_and_wait(child, timeout=3)
+        finally:
+            resume.set()
+            thread.join(timeout=60)
+        assert code == 0, f"child forked at event {at} of the construction failed: {code}"
+        at += 1
+    assert at > 5
+    assert gc.callbacks.count(transient._on_gc) == 1
+
+
+# -- configuration -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -644,9 +1709,3 @@ def test_bad_arguments_name_the_parameter(
     """Bad configuration fails at construction, naming the parameter."""
     with pytest.raises(error, match=name):
         TransientPool(**kwargs)
-
-
-def test_max_idle_time_is_reported() -> None:
-    """The validated max_idle_time is readable back."""
-    assert TransientPool(Obj, max_idle_time=2).max_idle_time == 2.0
-    assert TransientPool(Obj).max_idle_time is None

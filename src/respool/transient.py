@@ -37,11 +37,11 @@ allocated. The design rests on three rules:
 
 1. **A cached object leaves a list only by an atomic ``list.pop()``**, into the single frame that
    then hands it out, drops it, or appends it elsewhere (``_drain`` and ``_move`` pop a whole
-   list into another in one C call, ``extend`` fed by ``iter(list.pop, ...)``). ``pop`` and
-   ``append`` are single C calls that the GIL does not split, so at any instant a cached object
-   sits in at most one list slot, and it can leave that slot only once. Hence it is never
-   handed out twice. (A caller that ``put``\\ s the same object twice breaks this; that is a
-   usage error, as in Go.)
+   list into another in one C call, ``extend`` fed by ``map(list.pop, repeat(-1))``). ``pop``
+   and ``append`` are single C calls that the GIL does not split, so at any instant a cached
+   object sits in at most one list slot, and it can leave that slot only once. Hence it is
+   never handed out twice. (A caller that ``put``\\ s the same object twice breaks this; that
+   is a usage error, as in Go, caught in debug mode: see below.)
 2. **The collector only changes which role a whole list plays** (primary, victim, dropped), and
    empties each list it drops by pops, counting what it took (``dropped_gc``). A caller that
    read a list just before may still pop from it after it became a victim (fine: still cached)
@@ -58,6 +58,14 @@ deadlock), calls no user code (a ``destroy`` it would run is deferred to the poo
 never mutates a dict another frame could be iterating, and allocates only empty lists. It is
 installed once, when this module is imported.
 
+It never compares objects
+-------------------------
+Nothing here calls an object's ``__eq__`` or ``__hash__``: objects are found by identity only.
+``==`` on a numpy array returns an array, whose truth value raises; a test double's ``__eq__``
+may claim to equal anything. That rules out the idiom ``iter(lst.pop, sentinel)`` for emptying
+a list (it compares every object with the sentinel, and the reflected ``__eq__`` of the object
+runs first), and sets or dicts of objects: the debug check keys its records by ``id()``.
+
 Counters
 --------
 Counters live on the caches and are written by the threads using them with ``+=`` (no call, so
@@ -67,6 +75,25 @@ thread runs) or to the context's cache right after reading its ``primary`` list,
 in between. Retiring a cache deletes that attribute first (so the read is the check, and a free
 one inside the ``try`` the hot path has anyway) and folds the cache's counters into the pool's
 only afterwards. So no count is lost, and once no operation is in flight, ``stats()`` is exact.
+
+User callbacks that fail
+------------------------
+``reset``, ``accept``, ``check`` and ``destroy`` follow :mod:`respool._core.policy`: whatever
+one raises, the object is dropped (``destroy`` runs on it) and counted first; then an
+``Exception`` is logged and swallowed, while ``StillInUse`` and anything that is not an
+``Exception`` (``KeyboardInterrupt``, cancellation) reach the caller. When ``destroy`` raises
+such an error while several objects are dropped at once (``clear()``, the deferred drops of the
+collector), the others are still destroyed, and the first error is raised after them.
+
+Debug mode
+----------
+With :func:`respool.debug` on, ``put`` refuses an object that is already in the pool
+(``LeaseError``, with the stack of the ``put`` that brought it in): Go's pool cannot tell, and
+two later ``get`` calls would hand out the same object to two users. The check searches every
+cache by identity, so it costs time proportional to what the pool holds; it is swapped in as
+the class's ``put`` only while debug mode is on, so the normal ``put`` has no check at all.
+It catches a second put by the same thread for sure; two threads racing to put one object may
+slip past it.
 
 Threads that exit
 -----------------
@@ -89,16 +116,21 @@ import gc
 import itertools
 import logging
 import math
+import reprlib
 import threading
 import weakref
 from collections.abc import Callable
-from functools import partial
+from functools import partial, wraps
+from itertools import repeat
+from operator import itemgetter
 from time import monotonic
+from traceback import StackSummary
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar
 
-from respool import _fork, _validate
-from respool.errors import StillInUse
+from respool import _debug, _fork, _validate
+from respool._core import policy
+from respool.errors import LeaseError
 from respool.lifecycle import Lifecycle, coerce
 from respool.stats import TransientStats
 
@@ -110,6 +142,8 @@ log = logging.getLogger("respool")
 
 _names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
 _MISSING: Final[Any] = object()  # "nothing usable here", distinct from any cached object
+#: ``map(lst.pop, _LAST)`` pops *lst* until it is empty (then IndexError), with no comparison.
+_LAST: Final = repeat(-1)
 
 
 class _Mark:
@@ -200,10 +234,13 @@ _COUNTERS: Final = (
 
 
 def _drain(source: list[Any], into: list[Any]) -> None:
-    """Move every entry of *source* to the end of *into*: atomic pops, all in one C call."""
+    """Move every entry of *source* to the end of *into*: atomic pops, all in one C call.
+
+    The pops stop at the IndexError of an empty list, not at a sentinel: a sentinel would be
+    compared with every object (see "It never compares objects")."""
     if not source:
         return
-    items = iter(source.pop, _MISSING)
+    items = map(source.pop, _LAST)
     try:
         into.extend(items)  # extend keeps what it appended when pop raises at the end
     except IndexError:
@@ -219,7 +256,7 @@ def _move(source: list[Any], target: _Cache, victim: bool) -> None:
     """
     if not source:
         return
-    items = iter(source.pop, _MISSING)
+    items = map(source.pop, _LAST)
     try:
         if victim:
             target.victim.extend(items)
@@ -292,6 +329,11 @@ class TransientPool(Generic[T]):
       error also reaches the caller of ``put``, because it reveals a bug.
     - ``accept(obj)`` runs at ``put`` after ``reset``; false drops the object (a buffer that
       grew too large to keep pinned: Go issue 23199).
+    - Whatever a callback raises, the object is dropped and counted first; an ``Exception`` is
+      then logged, while ``KeyboardInterrupt``, cancellation and the like reach the caller
+      (see "User callbacks that fail" in the module docstring).
+    - Objects are never compared or hashed (numpy arrays and test doubles are fine), and in
+      debug mode (:func:`respool.debug`) ``put`` refuses an object already in the pool.
     - ``max_idle_time``: seconds after which an idle object is dropped instead of handed out.
     - ``name``: for logs and ``stats()``.
 
@@ -316,6 +358,7 @@ class TransientPool(Generic[T]):
         "_lock",
         "_max_idle_time",
         "_new",
+        "_put_at",
         "_reset",
         "_retired",
         "_shared",
@@ -377,6 +420,10 @@ class TransientPool(Generic[T]):
             self.__class__ = _hooked_variant(type(self))
         #: Objects dropped by ``clear()`` (under ``_lock``).
         self._cleared = 0
+        #: Debug mode only: where each object was put, by ``id()`` (never by the object, which
+        #: may not be hashable). Written and pruned under ``_lock``; emptied when debug mode is
+        #: switched, so a record always belongs to the live object that has its id.
+        self._put_at: dict[int, StackSummary] = {}
         key = next(_pool_keys)
         self._key = key
         # The weakref's callback must not hold the pool (it would never die), only its caches.
@@ -427,9 +474,10 @@ class TransientPool(Generic[T]):
                 _drain(cache.primary, taken)
                 _drain(cache.victim, taken)
             self._cleared += len(taken)
-        if self._destroy is not None:  # destroy runs outside the lock
-            self._drop_all(taken)
-        self._destroy_doomed()
+        # Destroyed outside the lock, here (not by whichever thread misses next), then what
+        # the collector dropped: an interrupt from one destroy stops none of the others.
+        error = self._drop_all(taken) if self._destroy is not None else None
+        self._destroy_doomed(error)
 
     def stats(self) -> TransientStats:
         """Counters summed over every thread's cache (approximate while other threads run)."""
@@ -487,6 +535,37 @@ class TransientPool(Generic[T]):
                 self._retire_dead()  # thread churn: caches of exited threads go now
                 self._caches[id(cache)] = cache
         return cache
+
+    def _abort(self, obj: T) -> None:
+        """A ``borrow()`` block was aborted: the object may be half-way through anything, so
+        it is counted and dropped, never reused (:func:`respool._core.policy.discards`)."""
+        self._thread_cache().aborted += 1
+        self._discard(obj)
+
+    def _refuse_second_put(self, obj: T) -> None:
+        """Debug mode, before a put: raise :class:`LeaseError` if *obj* is in the pool already;
+        otherwise remember where it is being put.
+
+        Every list is searched by identity (``id()`` of what it holds, never ``==``). Each
+        cache's primary list is read before its victim list: a rotation in between turns the
+        primary into the victim, read twice, where the other order could miss a whole list.
+        The search takes no lock, so puts and gets of other threads may run meanwhile.
+        """
+        aged = self._max_idle_time is not None
+        present: set[int] = set()
+        for cache in (self._shared, *self._caches.values()):  # one atomic snapshot
+            for lst in (getattr(cache, "primary", ()), cache.victim):
+                present.update(map(id, map(itemgetter(1), lst) if aged else lst))
+        key = id(obj)
+        if key in present:
+            raise LeaseError(_second_put_message(self, obj, self._put_at.get(key)))
+        stack = _debug.capture_stack()
+        with self._lock:
+            put_at = self._put_at
+            if len(put_at) > 2 * len(present) + 64:
+                # Records of objects that have left the pool: pruned now and then.
+                put_at = self._put_at = {k: v for k, v in put_at.items() if k in present}
+            put_at[key] = stack
 
     def _own_cache(self) -> _Cache:
         """The calling thread's cache, made the context's."""
@@ -548,50 +627,81 @@ class TransientPool(Generic[T]):
                 self._thread_cache().dropped_age += 1
                 self._discard(obj)
                 return _MISSING
-        if self._check is not None and not self._viable(obj):
-            self._thread_cache().dropped_check += 1
-            self._discard(obj)
-            return _MISSING
+        check = self._check
+        if check is not None:
+            try:
+                viable = bool(check(obj))
+            except BaseException as exc:
+                self._thread_cache().dropped_check += 1
+                if self._callback_failed(obj, exc, "check"):
+                    raise
+                return _MISSING
+            if not viable:
+                self._thread_cache().dropped_check += 1
+                self._discard(obj)
+                return _MISSING
         return obj
 
-    def _viable(self, obj: T) -> bool:
-        assert self._check is not None
-        try:
-            return bool(self._check(obj))
-        except Exception:
-            log.warning("pool %r: check raised; dropping the object", self.name, exc_info=True)
-            return False
+    def _callback_failed(self, obj: T, exc: BaseException, callback: str) -> bool:
+        """*callback* raised *exc* on *obj* (already counted): drop the object, and say whether
+        *exc* must reach the caller (:func:`respool._core.policy.reaches_caller`); if not, it
+        is logged here, since nobody else will see it."""
+        loud = policy.reaches_caller(exc)
+        if not loud:
+            log.warning(
+                "pool %r: %s raised; dropping the object", self.name, callback, exc_info=exc
+            )
+        self._discard(obj)
+        return loud
 
     def _discard(self, obj: T) -> None:
-        """Drop *obj*: run ``destroy`` if there is one (its errors are logged, not raised)."""
+        """Drop *obj*: run ``destroy`` if there is one. Its errors are counted; an
+        ``Exception`` is logged, anything the policy says reaches the caller is raised."""
         destroy = self._destroy
         if destroy is None:
             return
         try:
             destroy(obj)
-        except Exception:
+        except BaseException as exc:
             self._thread_cache().destroy_errors += 1
+            if policy.reaches_caller(exc):
+                raise
             log.warning("pool %r: destroy raised", self.name, exc_info=True)
 
-    def _drop_all(self, lst: list[Any]) -> None:
-        """Empty *lst* by atomic pops, discarding each object."""
+    def _drop_all(self, lst: list[Any]) -> BaseException | None:
+        """Empty *lst* by atomic pops, discarding each object. A destroy raising an error that
+        reaches the caller does not stop the others: the first such error is returned."""
         aged = self._max_idle_time is not None
+        first: BaseException | None = None
         while True:
             try:
                 item = lst.pop()
             except IndexError:
-                return
-            self._discard(item[1] if aged else item)
+                return first
+            try:
+                self._discard(item[1] if aged else item)
+            except BaseException as exc:
+                if first is None:
+                    first = exc
 
-    def _destroy_doomed(self) -> None:
-        """Run ``destroy`` on what the collector dropped (it must not run user code itself)."""
+    def _destroy_doomed(self, first: BaseException | None = None) -> None:
+        """Run ``destroy`` on what the collector dropped (its callback must not run user code
+        itself); then raise *first* (an error the caller already met while destroying) or else
+        the first error that must reach the caller, if any."""
         doomed = self._doomed
         while True:
             try:
                 lst = doomed.pop()
             except IndexError:
-                return
-            self._drop_all(lst)
+                break
+            error = self._drop_all(lst)
+            if first is None:
+                first = error
+        if first is not None:
+            try:
+                raise first
+            finally:
+                first = None  # no cycle through this frame's traceback
 
     def _retire_dead(self) -> None:
         """Retire caches of exited threads: keep their counters, move their objects to the
@@ -649,7 +759,32 @@ class TransientPool(Generic[T]):
         self._retired.zero_counts()
         self._dropped_gc = 0
         self._cleared = 0
+        self._put_at = {}
         self._local = threading.local()
+
+
+#: A short repr for error messages: a numpy array's or a long buffer's full repr would bury
+#: the message.
+_short_repr = reprlib.Repr()
+_short_repr.maxother = 60
+_short_repr.maxstring = 60
+
+
+def _second_put_message(pool: TransientPool[Any], obj: object, stack: StackSummary | None) -> str:
+    """The ``LeaseError`` text for a second put of *obj*: what it is, and where it came in."""
+    try:
+        text = _short_repr.repr(obj)
+    except Exception:  # a broken __repr__ must not hide the real error
+        text = "<repr failed>"
+    if stack is None:  # put before debug mode was switched on, or pruned by a racing put
+        where = "where no stack was recorded\n"
+    else:
+        where = f"at (most recent call last):\n{_debug.format_stack(stack)}"
+    return (
+        f"{type(obj).__qualname__} object at {id(obj):#x} ({text}) was put into pool"
+        f" {pool.name!r} while it is already in it; two gets would hand it out twice."
+        f" It was put there {where}"
+    )
 
 
 def _idle_time(value: object) -> float | None:
@@ -690,21 +825,21 @@ class _HookedTransientPool(TransientPool[T]):
         if reset is not None:
             try:
                 reset(obj)
-            except StillInUse:
-                self._count_dropped_put(by_reset=True)  # still referenced: not destroyed either
-                raise
-            except Exception:
-                log.warning("pool %r: reset raised; dropping the object", self.name, exc_info=True)
+            except BaseException as exc:
+                # Counted before destroy runs: an interrupt from destroy must not lose it.
                 self._count_dropped_put(by_reset=True)
-                self._discard(obj)
+                if self._callback_failed(obj, exc, "reset"):
+                    raise  # StillInUse (the caller's bug) or an interrupt
                 return
         accept = self._accept
         if accept is not None:
             try:
                 keep = bool(accept(obj))
-            except Exception:
-                log.warning("pool %r: accept raised; dropping the object", self.name, exc_info=True)
-                keep = False
+            except BaseException as exc:
+                self._count_dropped_put(by_reset=False)
+                if self._callback_failed(obj, exc, "accept"):
+                    raise
+                return
             if not keep:
                 self._count_dropped_put(by_reset=False)
                 self._discard(obj)
@@ -773,9 +908,11 @@ class _Borrow(Generic[T]):
     ) -> None:
         pool, obj = self._pool, self._obj
         del self._obj
-        if exc_type is None:
+        if exc_type is None:  # tested first: the common case pays for no policy call
             pool.put(obj)  # StillInUse from reset is the caller's bug: let it out
-        elif issubclass(exc_type, Exception):
+        elif policy.discards(exc_type):  # cancellation, KeyboardInterrupt, SystemExit
+            pool._abort(obj)
+        else:
             try:
                 pool.put(obj)
             except Exception:  # never replace the exception that is propagating
@@ -785,6 +922,50 @@ class _Borrow(Generic[T]):
                     exc_type.__name__,
                     exc_info=True,
                 )
-        else:  # cancellation, KeyboardInterrupt, SystemExit: abort means discard
-            pool._thread_cache().aborted += 1
-            pool._discard(obj)
+
+
+# -- debug mode ----------------------------------------------------------------------------------
+
+_PutMethod = Callable[[TransientPool[Any], Any], None]
+
+
+def _checking(put: _PutMethod) -> _PutMethod:
+    """*put*, preceded by the debug check for a second put of the same object."""
+
+    @wraps(put)
+    def put_checked(self: TransientPool[Any], obj: Any) -> None:
+        self._refuse_second_put(obj)
+        put(self, obj)
+
+    return put_checked
+
+
+#: Each class's own ``put`` and its debug variant. Subclasses (user subclasses and the hooked
+#: variants made for them) reach these through the MRO or ``super()``, so swapping the two
+#: class attributes switches every pool at once.
+_PUTS: Final[dict[type[TransientPool[Any]], tuple[_PutMethod, _PutMethod]]] = {
+    cls: (cls.put, _checking(cls.put)) for cls in (TransientPool, _HookedTransientPool)
+}
+
+
+#: Whether the checked ``put`` is in place.
+_checks_on = False
+
+
+def _on_debug(on: bool) -> None:
+    """Switch ``put`` between its plain and checked forms. On a real change, forget every
+    record of where objects were put: a record must come from the current debug session (see
+    ``_put_at``), and none is needed outside one."""
+    global _checks_on
+    if on == _checks_on:
+        return
+    _checks_on = on
+    for cls, (plain, checked) in _PUTS.items():
+        type.__setattr__(cls, "put", checked if on else plain)
+    for ref in list(_pools.values()):
+        pool = ref()
+        if pool is not None:
+            pool._put_at = {}
+
+
+_debug.subscribe(_on_debug)
