@@ -238,6 +238,7 @@ def test_borrow_abort_is_counted_in_its_size_class() -> None:
     assert pool.get(10) is not buf
     stats = pool.stats()
     assert stats.by_size[16].aborted == 1
+    assert stats.aborted == 1
     assert stats.idle == 0
 
 
@@ -361,3 +362,12 @@ def test_bad_request_names_n(n: Any, error: type[Exception]) -> None:
     """get(n) with a negative or non-int n names n."""
     with pytest.raises(error, match="n must be"):
         BufferPool().get(n)
+
+
+def test_aborted_oversize_borrow_is_counted_in_the_total() -> None:
+    """An oversize buffer given up by an aborted borrow() is counted in the pool's total."""
+    pool = respool.BufferPool(min_size=16, max_size=64)
+    with pytest.raises(Abort), pool.borrow(1000):
+        raise Abort
+    stats = pool.stats()
+    assert (stats.aborted, stats.oversize) == (1, 1)

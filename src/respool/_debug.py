@@ -4,8 +4,11 @@ Switched with :func:`respool.debug` or by starting Python with ``RESPOOL_DEBUG=1
 elsewhere tests the module global :data:`enabled` (one attribute load) and does its extra work
 only when it is true:
 
-* leases remember the stack that acquired them and show it in their errors;
+* leases remember the stack that acquired them and show it in their errors, and in the report
+  of a lease lost without being released;
 * a resource given back while still referenced from outside the pool raises ``StillInUse``;
+* a second ``TransientPool.put`` of an object already in the pool raises ``LeaseError`` with
+  the stack of the first;
 * buffers are filled with :data:`POISON` when given back, so a use after return shows.
 """
 

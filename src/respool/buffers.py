@@ -64,6 +64,7 @@ class BufferPool:
 
     __slots__ = (
         "__weakref__",
+        "_aborted_oversize",
         "_classes",
         "_dropped_size",
         "_lock",
@@ -102,6 +103,7 @@ class BufferPool:
         )
         self._lock = threading.Lock()
         self._oversize = 0
+        self._aborted_oversize = 0
         self._dropped_size = 0
         _fork.register(self)
 
@@ -149,7 +151,7 @@ class BufferPool:
     def borrow(self, n: int) -> _BufferBorrow:
         """``with buffers.borrow(n) as buf:`` gets a buffer and puts it back at the end
         (dropping it instead on cancellation, ``KeyboardInterrupt`` or ``SystemExit``, counted
-        as ``aborted`` in its size class's figures)."""
+        as ``aborted`` in its size class's figures and the pool's total)."""
         return _BufferBorrow(self, n)
 
     def clear(self) -> None:
@@ -166,6 +168,7 @@ class BufferPool:
                 by_size[1 << shift] = stats
         with self._lock:
             oversize, dropped_size = self._oversize, self._dropped_size
+            aborted_oversize = self._aborted_oversize
         every = by_size.values()
         return BufferStats(
             name=self.name,
@@ -180,6 +183,7 @@ class BufferPool:
             dropped_gc=sum(s.dropped_gc for s in every),
             dropped_age=sum(s.dropped_age for s in every),
             dropped_reset=sum(s.dropped_reset for s in every),
+            aborted=sum(s.aborted for s in every) + aborted_oversize,
             by_size=by_size,
         )
 
@@ -188,18 +192,22 @@ class BufferPool:
 
     def _abort(self, buf: bytearray) -> None:
         """A ``borrow()`` block was aborted: drop *buf*, never reuse it. Counted by its size
-        class, like an aborted ``TransientPool.borrow()``; a buffer of no class (oversize) has
-        no figures to count it in."""
+        class, like an aborted ``TransientPool.borrow()``; a buffer of no class (oversize) is
+        counted in the pool's own ``aborted`` total."""
         size = len(buf)
         index = size.bit_length() - 1 - self._min_shift
-        if not size & (size - 1) and 0 <= index < len(self._classes):
+        if size and not size & (size - 1) and 0 <= index < len(self._classes):
             self._classes[index]._abort(buf)
+        else:
+            with self._lock:
+                self._aborted_oversize += 1
 
     def _after_fork_in_child(self) -> None:
         """In a forked child: a new lock (the parent's may have been held by a thread that does
         not exist here) and fresh counters, as the size classes' pools start afresh too."""
         self._lock = threading.Lock()
         self._oversize = 0
+        self._aborted_oversize = 0
         self._dropped_size = 0
 
     def _index_and_size(self, n: int) -> tuple[int, int]:

@@ -121,7 +121,8 @@ class WorkerStats(Snapshot):
 class TransientStats(Snapshot):
     """A snapshot of one ``TransientPool``'s counters.
 
-    ``gets == hits + misses``. ``puts`` counts every call to ``put``, including those whose
+    ``gets == hits + misses``. ``puts`` counts every call to ``put`` that was not refused as a
+    usage error (debug mode's second ``put`` of the same object), including those whose
     object was dropped (``dropped_reset``, ``dropped_accept``). Every object that entered the
     cache is eventually a hit, still ``idle``, or dropped (``dropped_age``, ``dropped_check``,
     ``dropped_gc``, ``cleared``). While other threads run the figures are approximate: they are
@@ -176,5 +177,7 @@ class BufferStats(Snapshot):
     dropped_age: int
     #: Buffers refused at ``put`` (still exported, or resized): dropped.
     dropped_reset: int
+    #: Buffers given up inside a ``borrow()`` block aborted by a non-``Exception``.
+    aborted: int
     #: Per size class, for classes that have been used.
     by_size: dict[int, TransientStats]
