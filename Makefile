@@ -28,11 +28,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { $(PYTHON) -m pip install --user --quiet virtualenv && $(PYTHON) -m virtualenv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+# The package's version lives in src/respool/__init__.py (pyproject reads it from there), so a
+# change to it reinstalls too: the installed metadata, and `pip show`, must not go stale.
+$(VENV)/.installed: $(BIN)/python pyproject.toml src/respool/__init__.py
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml src/respool/__init__.py
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 

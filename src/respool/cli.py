@@ -1,6 +1,8 @@
 """The ``respool`` command: ``respool tour`` and ``respool bench``.
 
-Stdlib only (argparse), so the command works from a bare ``pip install respool``.
+Stdlib only (argparse), so the command works from a bare ``pip install respool``. A newcomer's
+first tries are ``respool``, ``respool --help`` and ``respool --version``: all three answer
+with exit status 0 instead of a usage error.
 """
 
 from __future__ import annotations
@@ -9,18 +11,25 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import respool
+
 __all__ = ["main"]
 
 # Names only: importing the benchmarks (and so every pool) just to parse arguments is wasteful.
-_SUITES = ("free_list", "worker", "transient")
+# tests/test_cli.py checks that they match respool.bench.SUITES and respool.bench.ALIASES.
+_SUITES = ("acquire_release", "worker", "transient")
+_ALIASES = {"free_list": "acquire_release"}
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The top-level parser, and the ``bench`` one (its errors must show its own usage)."""
     parser = argparse.ArgumentParser(
         prog="respool",
         description="Pools for expensive resources, without the classic pitfalls.",
+        epilog="Start with `respool tour`. Docs: README.md and DESIGN.md in the source tree.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {respool.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     tour = commands.add_parser(
         "tour", help="show the pools at work on real resources, with measured costs"
     )
@@ -39,21 +48,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SUITE",
         help=f"run only these ({', '.join(_SUITES)}); default: all",
     )
-    return parser
+    return parser, bench
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
-    parser = _parser()
+    parser, bench_parser = _parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        # No command is a question ("what can this do?"), not a mistake: answer it.
+        parser.print_help()
+        return 0
     if args.command == "tour":
         from respool import tour
 
         return tour.main(quick=args.quick)
     # Checked here, not with argparse's choices=, which rejects an empty nargs="*" list.
-    unknown = [name for name in args.suites if name not in _SUITES]
+    unknown = [name for name in args.suites if name not in _SUITES and name not in _ALIASES]
     if unknown:
-        parser.error(f"unknown SUITE {unknown[0]!r} (choose from {', '.join(_SUITES)})")
+        bench_parser.error(f"unknown suite {unknown[0]!r}; the suites are: {', '.join(_SUITES)}")
     from respool import bench
 
     return bench.main(quick=args.quick, only=args.suites)

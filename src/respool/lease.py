@@ -9,6 +9,7 @@ resource that another caller now holds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from traceback import StackSummary
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -33,7 +34,7 @@ class _Owner(Protocol):
     name: str
     discard_on_error: bool
 
-    def _put(self, entry: Entry[Any]) -> None: ...
+    _put: Callable[[Entry[Any]], object]
 
     def _throw_away(self, entry: Entry[Any]) -> None: ...
 

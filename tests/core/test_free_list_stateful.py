@@ -170,8 +170,11 @@ class FreeListMachine(RuleBasedStateMachine):
             waiting = list(self.core.waiters)
             todo = self.core.stock(next(self.names), self.tick(), owed=True)
             if waiting:  # made for the first waiter, handed over unchecked
-                assert waiting[0].grant is not None
-                assert not isinstance(waiting[0].grant, Entry) or waiting[0].grant.fresh
+                grant = waiting[0].grant
+                assert grant is not None
+                assert not isinstance(grant, Entry) or not self.core.needs_check(
+                    grant, since=waiting[0].since
+                )
             self.perform(todo)
             return
         unstarted = data.draw(st.integers(0, self.filling))

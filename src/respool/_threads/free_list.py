@@ -81,6 +81,17 @@ def _on_debug(on: bool) -> None:
 _debug.subscribe(_on_debug)
 
 
+def _finisher(ref: weakref.ref[_FreeListPool[T]]) -> Callable[[Entry[T], int], None]:
+    """The core's ``finish_later`` for the pool behind *ref* (held weakly: no cycle)."""
+
+    def finish_later(entry: Entry[T], answer: int) -> None:
+        pool = ref()
+        if pool is not None:
+            pool._finish_put(entry, answer)
+
+    return finish_later
+
+
 def _lease(pool: _FreeListPool[T], entry: Entry[T]) -> Lease[T]:
     entry.uses += 1
     lease: Lease[T] = _new_lease(Lease)
@@ -143,9 +154,18 @@ class _FreeListPool(Generic[T]):
         self._prime(prime)
 
     def _bind(self) -> None:
-        """Keep the core's lock-free moves at hand (one attribute load on the hot path)."""
-        self._take_nowait = self._core.take_nowait
-        self._put_nowait = self._core.put_nowait
+        """Wire the core's lock-free moves in as the hot path.
+
+        Without a ``reset``, giving a resource back *is* the core's ``put_nowait``: leases
+        call it directly, and the core calls back :meth:`_finish_put` only when the lock is
+        needed. Each Python call frame saved here is a tenth of an uncontended round trip.
+        """
+        core = self._core
+        self._take_nowait = core.take_nowait
+        core.finish_later = _finisher(weakref.ref(self))
+        self._put: Callable[[Entry[T]], object] = (
+            core.put_nowait if self._reset is None else self._reset_and_put
+        )
 
     # -- public API -----------------------------------------------------------------------
 
@@ -381,22 +401,25 @@ class _FreeListPool(Generic[T]):
 
     # -- release --------------------------------------------------------------------------
 
-    def _put(self, entry: Entry[T]) -> None:
+    def _reset_and_put(self, entry: Entry[T]) -> None:
         """Reset *entry* and return it for reuse (the lease has already ended)."""
         reset = self._reset
-        if reset is not None:
-            if self._core.foreign(entry):
-                return  # the parent's, in a forked child: not ours to reset
-            try:
-                reset(entry.resource)
-            except BaseException as exc:
-                self._reset_failed(entry, exc)
-                return
-        answer = self._put_nowait(entry)
-        if answer:
-            with self._lock:
-                todo = self._core.finish_put(entry, answer, monotonic())
-            self._perform(todo)
+        assert reset is not None
+        core = self._core
+        if core.foreign(entry):
+            return  # the parent's, in a forked child: not ours to reset
+        try:
+            reset(entry.resource)
+        except BaseException as exc:
+            self._reset_failed(entry, exc)
+            return
+        core.put_nowait(entry)
+
+    def _finish_put(self, entry: Entry[T], answer: int) -> None:
+        """The lock-free put could not finish alone: settle it under the lock."""
+        with self._lock:
+            todo = self._core.finish_put(entry, answer, monotonic())
+        self._perform(todo)
 
     def _reset_failed(self, entry: Entry[T], exc: BaseException) -> None:
         """``reset`` raised: the resource cannot be cleaned, so it is destroyed; the error

@@ -1,18 +1,28 @@
-"""Timing helpers shared by the benchmarks: interleaved rounds, best round kept, ratio tables.
+"""The one timing harness of ``respool bench`` and ``respool tour``.
 
-Machines are shared and noisy, so absolute nanoseconds mean little across runs. Every case is
-timed in several rounds, interleaved with the other cases of its table so that a burst of
-outside load hits them all alike, and the fastest round is kept (the least disturbed one).
-Figures are read as ratios to a baseline timed in the same table.
+Machines are shared and noisy, so absolute figures mean little across runs. Every case is timed
+in several rounds, interleaved with the other cases of its table so that a burst of outside load
+hits them all alike, and the fastest round is kept (the least disturbed one). Figures are read
+as ratios to a baseline timed in the same table.
+
+Both the benchmarks and the tour time through this module, so a fix to how rounds are taken or
+how threads are started reaches every figure the project prints.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 import timeit
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Result", "best_ns", "interleaved", "table"]
+__all__ = ["Result", "best_ns", "interleaved", "table", "wall_seconds"]
+
+#: Seconds a thread of :func:`wall_seconds` waits for the others to start: far more than
+#: starting a thread takes, so reaching it means the machine is stuck, not slow.
+_START_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -31,15 +41,74 @@ def best_ns(fn: Callable[[], object], number: int, rounds: int) -> float:
     return min(timer.repeat(repeat=rounds, number=number)) / number * 1e9
 
 
+def wall_seconds(fn: Callable[[], object], per_thread: int, threads: int = 1) -> float:
+    """Wall-clock seconds for *threads* threads each calling *fn* *per_thread* times.
+
+    With several threads they all start behind one barrier, so starting them is not timed;
+    an exception raised by *fn* in any thread is raised here, once every thread has ended, so
+    a broken case fails its run instead of looking fast. One thread is timed by ``timeit``,
+    which pauses the cyclic garbage collector meanwhile, as the benchmarks always have.
+    """
+    if threads == 1:
+        return timeit.Timer(fn).timeit(per_thread)
+    barrier = threading.Barrier(threads + 1)
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            barrier.wait(timeout=_START_TIMEOUT)
+            for _ in range(per_thread):
+                fn()
+        except BaseException as exc:  # reported to the caller below
+            failures.append(exc)
+
+    workers = [
+        threading.Thread(target=work, name=f"respool-timing-{i}", daemon=True)
+        for i in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        barrier.wait(timeout=_START_TIMEOUT)
+        started = time.perf_counter()
+    finally:
+        for worker in workers:
+            worker.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    return elapsed
+
+
 def interleaved(
-    cases: Sequence[tuple[str, Callable[[], object]]], number: int, rounds: int
+    cases: Sequence[tuple[str, Callable[[], object]]],
+    number: int,
+    rounds: int,
+    *,
+    threads: int = 1,
+    warmup: int = 0,
+    keep_worst: bool = False,
 ) -> list[Result]:
-    """Time every case once per round, round after round; keep each case's best round."""
-    best = {name: float("inf") for name, _ in cases}
+    """Time every case once per round, round after round; keep each case's best round.
+
+    A round of a case is *number* calls in all, shared among *threads* threads; the figure is
+    wall-clock nanoseconds per call. *warmup* calls per thread run untimed first (they fill
+    pools and caches). With *keep_worst* each result also carries its slowest round, a gauge of
+    how much the machine disturbed the run.
+    """
+    per_thread = max(1, number // threads)
+    total = per_thread * threads
+    if warmup:
+        for _, fn in cases:
+            wall_seconds(fn, warmup, threads)
+    best = {name: math.inf for name, _ in cases}
+    worst = {name: 0.0 for name, _ in cases}
     for _ in range(rounds):
         for name, fn in cases:
-            best[name] = min(best[name], best_ns(fn, number, 1))
-    return [Result(name, best[name]) for name, _ in cases]
+            ns = wall_seconds(fn, per_thread, threads) / total * 1e9
+            best[name] = min(best[name], ns)
+            worst[name] = max(worst[name], ns)
+    return [Result(name, best[name], worst[name] if keep_worst else None) for name, _ in cases]
 
 
 def table(results: Sequence[Result], baseline: str) -> str:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Final
 
 from respool.bench._timing import Result, interleaved, table
-from respool.resources import BufferPool, byte_buffers
+from respool.buffers import BufferPool
+from respool.resources import byte_buffers
 from respool.transient import TransientPool
 
 __all__ = ["buffers", "hot_path", "main"]

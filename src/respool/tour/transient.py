@@ -14,13 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from respool._verdict import Verdict, judge
 from respool.bench._timing import interleaved
+from respool.buffers import BufferPool
 from respool.errors import StillInUse
-from respool.resources import BufferPool, byte_buffers, temp_files
-from respool.tour._text import heading as _heading
-from respool.tour._text import micro as _micro
-from respool.tour._text import print_wrapped as _print_wrapped
-from respool.tour.free_list import _verdict
+from respool.resources import byte_buffers, temp_files
+from respool.tour._text import compared, heading, micro, print_wrapped
 from respool.transient import TransientPool
 
 __all__ = ["run"]
@@ -77,7 +76,7 @@ def _not_quite_done() -> bool:
         pool.put(buf)
     except StillInUse as exc:
         refused = True
-        _print_wrapped(f"-> StillInUse: {exc}", "    ", "       ")
+        print_wrapped(f"-> StillInUse: {exc}", "    ", "       ")
     else:
         refused = False
         print("    -> accepted (STILL WRONG: the next user could overwrite what view reads)")
@@ -112,8 +111,8 @@ def _temp_file_reuse() -> bool:
 
 def run(quick: bool) -> str:
     """Print the section; return one summary sentence built from its measurements."""
-    _heading("5. TransientPool and BufferPool: short-lived buffers")
-    us = _micro()
+    heading("5. TransientPool and BufferPool: short-lived buffers")
+    us = micro()
     print("  TransientPool keeps objects in a per-thread cache until they are reused or a")
     print("  full garbage collection passes twice; BufferPool keeps one TransientPool per")
     print("  power-of-two buffer size. Nobody ever waits: they suit threads and asyncio.")
@@ -124,30 +123,33 @@ def run(quick: bool) -> str:
     print()
     figures = {size: _measure(size, max(5, _COUNTS[size] // scale), rounds) for size in SIZES}
     print(f"  {'buffer':<8}{ALLOC:>13}{TRANSIENT:>19}{BUFFERS:>19}")
-    print(f"  {'':<8}{us + '/op':>13}{us + '/op':>10}{'x plain':>9}{us + '/op':>10}{'x plain':>9}")
+    print(
+        f"  {'':<8}{us + '/op':>13}{us + '/op':>9}{'speed-up':>10}{us + '/op':>9}{'speed-up':>10}"
+    )
     verdicts = {}
     for size, micros in figures.items():
         plain = micros[ALLOC]
-        best_pool = min(micros[TRANSIENT], micros[BUFFERS])
-        verdicts[size] = _verdict(plain / best_pool)
+        verdicts[size] = judge(plain, min(micros[TRANSIENT], micros[BUFFERS])).verdict
         print(
             f"  {_label(size):<8}{plain:>13.2f}"
-            f"{micros[TRANSIENT]:>10.2f}{micros[TRANSIENT] / plain:>9.3f}"
-            f"{micros[BUFFERS]:>10.2f}{micros[BUFFERS] / plain:>9.3f}  {verdicts[size]}"
+            f"{micros[TRANSIENT]:>9.2f}{judge(plain, micros[TRANSIENT])!s:>10}"
+            f"{micros[BUFFERS]:>9.2f}{judge(plain, micros[BUFFERS])!s:>10}  {verdicts[size]}"
         )
     small, large = figures[SIZES[0]], figures[SIZES[-1]]
-    small_ratio = min(small[TRANSIENT], small[BUFFERS]) / small[ALLOC]
-    large_gain = large[ALLOC] / large[BUFFERS]
+    small_pool = compared(min(small[TRANSIENT], small[BUFFERS]), small[ALLOC])
+    large_gain = judge(large[ALLOC], large[BUFFERS])
     print()
-    if small_ratio > 1:
-        small_text = f"pooling costs {small_ratio:.1f}x what allocating does"
+    if verdicts[SIZES[0]] is Verdict.LOSES:
+        why = "the memory allocator already recycles small blocks quickly, so a pool only adds"
+        why += " its own bookkeeping"
     else:
-        small_text = f"pooling costs {small_ratio:.2f}x what allocating does (a small gain)"
-    _print_wrapped(
-        f"At {_label(SIZES[0])} {small_text}: the memory allocator already recycles small"
-        " blocks quickly, so a pool only adds its own bookkeeping. At"
+        why = "the memory allocator recycles small blocks quickly too, so a pool has little"
+        why += " to save"
+    small_text = f"the faster pool {small_pool} allocating ({verdicts[SIZES[0]]}): {why}"
+    print_wrapped(
+        f"At {_label(SIZES[0])} {small_text}. At"
         f" {_label(SIZES[-1])}, bytearray(n) must zero-fill megabytes and BufferPool is"
-        f" {large_gain:.0f}x cheaper. A pooled buffer comes back as the last user left it"
+        f" {large_gain} faster. A pooled buffer comes back as the last user left it"
         " (BufferPool(zero=True) clears it, at the cost of a copy).",
         "  ",
     )
@@ -158,8 +160,8 @@ def run(quick: bool) -> str:
     pitfalls = "refused a buffer with a live memoryview" if refused else "MISSED a live view"
     files = "a reused temp file held only its new user's bytes" if clean else "a temp file LEAKED"
     return (
-        f"TransientPool/BufferPool: for {_label(SIZES[0])} buffers pooling cost"
-        f" {small_ratio:.1f}x plain allocation ({verdicts[SIZES[0]]}), for"
-        f" {_label(SIZES[-1])} BufferPool was {large_gain:.0f}x cheaper"
+        f"TransientPool/BufferPool: for {_label(SIZES[0])} buffers the faster pool"
+        f" {small_pool} plain allocation ({verdicts[SIZES[0]]}); for"
+        f" {_label(SIZES[-1])} BufferPool was {large_gain} faster"
         f" ({verdicts[SIZES[-1]]}); it {pitfalls}, and {files}."
     )

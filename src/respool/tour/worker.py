@@ -1,7 +1,7 @@
 """The tour's worker section: each worker owns a compressor and a buffered file writer.
 
-The article's worker-pool example, made concrete: log records are compressed (``zlib``) and
-written as length-prefixed frames to a file. Three ways to do it with four threads:
+A worker pool doing real work: log records are compressed (``zlib``) and written as
+length-prefixed frames to a file. Three ways to do it with four threads:
 
 * **fresh per task**: every record makes a new compressor and opens, writes and closes the file;
 * **ThreadPoolExecutor + threading.local**: each thread lazily makes its own compressor and
@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from respool.tour._text import heading, micro, print_wrapped
+from respool._verdict import judge
+from respool.tour._text import compared, heading, micro, print_wrapped
 from respool.worker import WorkerPool
 
 __all__ = ["run"]
@@ -228,7 +229,7 @@ def run(quick: bool) -> str:
     count, rounds = (1_500, 2) if quick else (8_000, 3)
     us = micro()
     print_wrapped(
-        f"The article's worker pool, for real: {count:,} log records, each compressed with"
+        f"A worker pool doing real work: {count:,} log records, each compressed with"
         " zlib and written as a length-prefixed frame to a file, by"
         f" {THREADS} threads. A compressor holds about 256 KiB of state and a file needs"
         " opening, so making them per record is the cost a worker-owned resource avoids."
@@ -243,19 +244,20 @@ def run(quick: bool) -> str:
     width = max(len(o.label) for o in outcomes)
     print()
     print(
-        f"  {'approach':<{width}}  {us + '/rec':>8}  {'x fresh':>7}  {'records on disk':>15}"
+        f"  {'approach':<{width}}  {us + '/rec':>8}  {'speed-up':>8}  {'records on disk':>15}"
         f"  {'finished':>8}"
     )
     for o in outcomes:
         per = o.seconds / o.records * 1e6
         finished = "n/a" if o.finished is None else f"{o.finished}/{o.files}"
         print(
-            f"  {o.label:<{width}}  {per:>8.1f}  {o.seconds / fresh.seconds:>7.2f}"
+            f"  {o.label:<{width}}  {per:>8.1f}  {judge(fresh.seconds, o.seconds)!s:>8}"
             f"  {o.found:>7,}/{o.records:<7,}  {finished:>8}"
         )
     print()
-    speedup = fresh.seconds / pooled.seconds
-    versus_local = pooled.seconds / local.seconds
+    verdict = judge(fresh.seconds, pooled.seconds).verdict
+    versus_fresh = compared(pooled.seconds, fresh.seconds)
+    versus_local = compared(pooled.seconds, local.seconds)
     lost = local.records - local.found
     if lost:
         fate = f"{lost:,} of its records never reached the disk (still in buffers nobody flushed)"
@@ -267,17 +269,17 @@ def run(quick: bool) -> str:
             " hides by default; an error in that close would reach no one"
         )
     print_wrapped(
-        f"WorkerPool took {speedup:.1f}x less time per record than a fresh compressor and"
-        f" file per record, and {versus_local:.2f}x the time of ThreadPoolExecutor with"
-        f" threading.local. With threading.local, {fate}. WorkerPool finished"
+        f"Per record, WorkerPool {versus_fresh} a fresh compressor and file ({verdict}),"
+        f" and it {versus_local} ThreadPoolExecutor with threading.local. With"
+        f" threading.local, {fate}. WorkerPool finished"
         f" {pooled.finished}/{pooled.files} files, each with the trailer its destroy wrote.",
         "  ",
     )
     local_finished = 0 if local.finished is None else local.finished
     return (
-        f"WorkerPool (a zlib compressor and buffered file per worker): {speedup:.1f}x faster"
-        f" per record than fresh ones, {versus_local:.2f}x the time of"
-        f" ThreadPoolExecutor + threading.local, and it finished {pooled.finished} of"
+        f"WorkerPool (a zlib compressor and buffered file per worker) {versus_fresh} fresh"
+        f" ones per record ({verdict}) and {versus_local} ThreadPoolExecutor +"
+        f" threading.local; it finished {pooled.finished} of"
         f" {pooled.files} files properly where threading.local finished {local_finished}"
         f" of {local.files} ({local.found:,} of {local.records:,} records reached disk)."
     )

@@ -1,4 +1,4 @@
-"""Free-list benchmarks: ``FixedPool``/``ElasticPool`` acquire+release against a locked deque.
+"""Acquire+release benchmarks: ``FixedPool``/``ElasticPool`` against a locked deque.
 
 Machines are shared and noisy, so absolute nanoseconds mean little across runs; the ratio to a
 ``threading.Lock`` guarding a ``deque`` pop and append, timed moments apart in the same
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 
@@ -98,35 +97,15 @@ def contended(
     def queue_op() -> None:
         q.put(q.get())
 
-    def run(op: Callable[[], None]) -> float:
-        start = threading.Barrier(threads + 1)
-
-        def work() -> None:
-            start.wait()
-            for _ in range(number):
-                op()
-
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        start.wait()
-        began = time.perf_counter()
-        for worker in workers:
-            worker.join()
-        return (time.perf_counter() - began) / (threads * number) * 1e9
-
     cases = [
         ("(c) queue.Queue get()+put()", queue_op),
         (FIXED, _borrow(fixed)),
         ("ElasticPool: with acquire()", _borrow(elastic)),
     ]
-    timings: dict[str, list[float]] = {name: [] for name, _ in cases}
-    for _ in range(rounds):
-        for name, op in cases:
-            timings[name].append(run(op))
+    results = interleaved(cases, threads * number, rounds, threads=threads, keep_worst=True)
     fixed.close()
     elastic.close()
-    return [Result(name, min(timings[name]), max(timings[name])) for name, _ in cases]
+    return results
 
 
 def debug_cost(number: int, rounds: int) -> float:

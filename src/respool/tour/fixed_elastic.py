@@ -1,43 +1,40 @@
-"""The tour's free-list part: ``FixedPool`` and ``ElasticPool`` on files, SQLite and TCP.
+"""The tour's free-list sections: ``FixedPool`` and ``ElasticPool`` on files, SQLite and TCP.
 
-"Do I need a pool?" has an honest answer only in numbers, so the tour times one small
-operation done with a brand-new resource every time against the same operation done with a
-pooled one, in the same run, on three resources that need no server of their own: temporary
-files, SQLite connections, and TCP connections to an echo server the tour starts on
-127.0.0.1. Along the way it reproduces two classic pitfalls for real (a temp file that is *not
-quite clean* after a careless reset, connections that are *not quite there anymore* after the
-server hangs up) and shows the lifecycle callbacks that avoid them.
+Each section times one small operation done with a brand-new resource every time against the
+same operation done with a pooled one, in the same run, on a resource that needs no server of
+its own: temporary files, SQLite connections, and TCP connections to the tour's own echo server
+(:mod:`respool.tour._echo`). Along the way it reproduces two classic pitfalls for real (a temp
+file that is *not quite clean* after a careless reset, connections that are *not quite there
+anymore* after the server hangs up) and shows the lifecycle callbacks that avoid them.
 
-Every figure printed is computed during the run; the verdicts are derived from those figures,
-never written in advance. ``quick=True`` keeps every section and measures far fewer operations.
+Timing goes through the harness the benchmarks use (:mod:`respool.bench._timing`); the
+introduction, the summary and its verdicts belong to the tour's driver (:mod:`respool.tour`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
-import socketserver
 import sqlite3
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, Final, TypeVar, cast
+from typing import IO, Final, TypeVar
 
+from respool._verdict import judge
+from respool.bench._timing import interleaved
 from respool.elastic import ElasticPool
 from respool.fixed import FixedPool
 from respool.lease import Lease
 from respool.lifecycle import Lifecycle
 from respool.stats import PoolStats
-from respool.tour._text import heading as _heading
-from respool.tour._text import micro as _micro
-from respool.tour._text import print_wrapped as _print_wrapped
+from respool.tour._echo import Address, EchoServer
+from respool.tour._echo import running as echo_server
+from respool.tour._text import heading, micro, threads_label
 
-__all__ = ["plan_for", "print_intro", "print_summary", "run"]
+__all__ = ["ELASTIC", "FIXED", "FRESH", "Measured", "Plan", "Section", "plan_for", "run"]
 
 T = TypeVar("T")
 Op = Callable[[], None]
@@ -53,7 +50,7 @@ ELASTIC: Final = "ElasticPool"
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """How much to measure. Fixed operation counts, not a time budget, so that two runs
     on one machine do the same work and can be compared."""
 
@@ -64,10 +61,15 @@ class _Plan:
     tcp_ops: int
 
 
-# Tuned so the full tour takes 40-60 s on a noisy two-core machine. TCP stays modest because
-# every fresh connection leaves a socket in TIME_WAIT for a minute.
-_FULL: Final = _Plan(quick=False, rounds=7, temp_ops=40_000, sqlite_ops=14_000, tcp_ops=1_200)
-_QUICK: Final = _Plan(quick=True, rounds=3, temp_ops=2_000, sqlite_ops=800, tcp_ops=120)
+# Tuned so the whole tour takes about a minute on a busy two-core machine. TCP stays modest
+# because every fresh connection leaves a socket in TIME_WAIT for a minute.
+_FULL: Final = Plan(quick=False, rounds=5, temp_ops=20_000, sqlite_ops=10_000, tcp_ops=800)
+_QUICK: Final = Plan(quick=True, rounds=3, temp_ops=2_000, sqlite_ops=800, tcp_ops=120)
+
+
+def plan_for(quick: bool) -> Plan:
+    """The measuring plan: fixed operation counts, fewer with ``quick``."""
+    return _QUICK if quick else _FULL
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -83,16 +85,16 @@ class _Contender:
 
 
 @dataclass(frozen=True)
-class _Result:
-    """Best microseconds per operation of every contender, for one resource and workload."""
+class Measured:
+    """Best microseconds per operation of every contender, for one resource and workload,
+    and how much slower each contender's slowest round was than its best."""
 
     resource: str
     threads: int
     micros: dict[str, float]
-
-    def speedup(self, strategy: str) -> float:
-        """How many times faster than a fresh resource per operation (above 1: faster)."""
-        return self.micros[FRESH] / self.micros[strategy]
+    #: The largest worst-round / best-round ratio among the contenders: the same code timed
+    #: again under the same plan, so whatever spread it shows came from the machine.
+    spread: float
 
     @property
     def best_pooled(self) -> float:
@@ -104,75 +106,30 @@ class _Result:
         """Microseconds per operation the faster pool saved (negative: it cost more)."""
         return self.micros[FRESH] - self.best_pooled
 
-    @property
-    def pool_gap(self) -> float:
-        """Relative gap between the two pools, which run the same code here: a noise gauge."""
-        fixed, elastic = self.micros[FIXED], self.micros[ELASTIC]
-        return abs(fixed - elastic) / min(fixed, elastic)
-
 
 @dataclass(frozen=True)
-class _Section:
+class Section:
     """What a section hands to the summary: its measurements and the pitfall it showed."""
 
-    results: list[_Result]
+    results: list[Measured]
     lesson: str | None = None
-
-
-def _elapsed(op: Op, per_thread: int, threads: int) -> float:
-    """Wall-clock seconds for *threads* threads each calling *op* *per_thread* times."""
-    if threads == 1:
-        start = time.perf_counter()
-        for _ in range(per_thread):
-            op()
-        return time.perf_counter() - start
-    return _elapsed_threaded(op, per_thread, threads)
-
-
-def _elapsed_threaded(op: Op, per_thread: int, threads: int) -> float:
-    """Like :func:`_elapsed` with several threads, all released by one barrier so that
-    starting them is not timed. A failure in a thread is raised here, after every join."""
-    barrier = threading.Barrier(threads + 1)
-    failures: list[Exception] = []
-
-    def work() -> None:
-        try:
-            barrier.wait(timeout=30.0)
-            for _ in range(per_thread):
-                op()
-        except Exception as exc:
-            failures.append(exc)
-
-    workers = [threading.Thread(target=work, name=f"tour-{i}", daemon=True) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    try:
-        barrier.wait(timeout=30.0)
-        start = time.perf_counter()
-    finally:
-        for worker in workers:
-            worker.join()
-    elapsed = time.perf_counter() - start
-    if failures:
-        raise failures[0]
-    return elapsed
 
 
 def _measure(
     resource: str, contenders: Sequence[_Contender], ops: int, threads: int, rounds: int
-) -> _Result:
-    """Best-of-*rounds* cost of each contender. Rounds are interleaved, so a burst of load
-    from elsewhere on the machine slows every contender alike instead of skewing one."""
+) -> Measured:
+    """Best-of-*rounds* cost of each contender, rounds interleaved (see the harness)."""
     per_thread = max(1, ops // threads)
-    total = per_thread * threads
-    for contender in contenders:  # warm-up, untimed: fills pools and caches
-        _elapsed(contender.op, max(1, per_thread // 20), threads)
-    best = {contender.strategy: math.inf for contender in contenders}
-    for _ in range(rounds):
-        for contender in contenders:
-            seconds = _elapsed(contender.op, per_thread, threads)
-            best[contender.strategy] = min(best[contender.strategy], seconds / total * 1e6)
-    return _Result(resource, threads, best)
+    results = interleaved(
+        [(contender.strategy, contender.op) for contender in contenders],
+        per_thread * threads,
+        rounds,
+        threads=threads,
+        warmup=max(1, per_thread // 20),
+        keep_worst=True,
+    )
+    spread = max((r.worst or r.ns) / r.ns for r in results)
+    return Measured(resource, threads, {r.name: r.ns / 1000 for r in results}, spread)
 
 
 def _borrowing(acquire: Callable[[], Lease[T]], use: Callable[[T], None]) -> Op:
@@ -203,24 +160,20 @@ def _pooled_contenders(
         ]
 
 
-def _threads_label(threads: int) -> str:
-    """Column and summary label for a workload."""
-    return "1 thread" if threads == 1 else f"{threads} threads"
-
-
-def _print_table(contenders: Sequence[_Contender], results: Sequence[_Result]) -> None:
-    """One row per contender, one column group (cost, ratio to fresh) per workload."""
-    us = _micro()
+def _print_table(contenders: Sequence[_Contender], results: Sequence[Measured]) -> None:
+    """One row per contender, one column group (cost, speed-up over fresh) per workload."""
+    us = micro()
     width = max(len("strategy"), *(len(contender.label) for contender in contenders))
-    group = 19  # the width of one "  {cost:>8}  {ratio:>7}" cell pair
-    print("  " + " " * width + "".join(f"{_threads_label(r.threads):>{group}}" for r in results))
-    cells = "".join(f"  {us + '/op':>8}  {'x fresh':>7}" for _ in results)
+    group = 20  # the width of one "  {cost:>8}  {speed-up:>8}" cell pair
+    print("  " + " " * width + "".join(f"{threads_label(r.threads):>{group}}" for r in results))
+    cells = "".join(f"  {us + '/op':>8}  {'speed-up':>8}" for _ in results)
     print(f"  {'strategy':<{width}}{cells}")
     for contender in contenders:
         row = ""
         for result in results:
             cost = result.micros[contender.strategy]
-            row += f"  {cost:>8.1f}  {cost / result.micros[FRESH]:>7.2f}"
+            factor = judge(result.micros[FRESH], cost)
+            row += f"  {cost:>8.1f}  {factor!s:>8}"
         print(f"  {contender.label:<{width}}{row}")
 
 
@@ -229,8 +182,8 @@ def _measure_and_show(
     contenders: Sequence[_Contender],
     ops: int,
     thread_counts: Sequence[int],
-    plan: _Plan,
-) -> list[_Result]:
+    plan: Plan,
+) -> list[Measured]:
     """Measure every workload (one per thread count) and print them as one table."""
     print(f"  Timed: best of {plan.rounds} rounds of {ops:,} operations per strategy.")
     results = [
@@ -239,54 +192,6 @@ def _measure_and_show(
     print()
     _print_table(contenders, results)
     return results
-
-
-# -- 0. introduction ---------------------------------------------------------------------------
-
-
-def print_intro(plan: _Plan) -> None:
-    """What is measured and why, the strategies, the lifecycle, and how to read the tables."""
-    us = _micro()
-    print("respool tour")
-    print("============")
-    print()
-    print("Do you need a pool at all? Making a resource (a file, a database connection,")
-    print("a network connection) costs time on every use; a pool keeps finished")
-    print("resources and lends them out again, which saves that time but adds code that")
-    print("can go wrong. The trade is a question of numbers, so this tour measures it:")
-    print("for each resource below, it times the work done with brand-new resources,")
-    print("then the same work with resources borrowed from a pool.")
-    print()
-    print("Four strategies, by how long resources sit idle and whether their count varies:")
-    print("  FixedPool      makes `size` resources up front and keeps exactly that many;")
-    print("                 when all are lent out, callers wait. The footprint is fixed.")
-    print("  ElasticPool    makes a resource whenever none is idle and keeps at most")
-    print("                 `max_idle` of those that come back. Nobody waits; it varies.")
-    print("  WorkerPool     N threads, each owning one resource for its lifetime; you")
-    print("                 submit tasks, and a bounded queue says what happens when")
-    print("                 they pile up.")
-    print("  TransientPool  a per-thread cache of short-lived objects (buffers); what is")
-    print("                 not reused soon is dropped at garbage collection.")
-    print("Sections 1-3 time the free lists (FixedPool, ElasticPool), 4 the WorkerPool,")
-    print("5 the TransientPool and BufferPool.")
-    print()
-    print("Every pool manages its resources with the same four callbacks (the lifecycle):")
-    print("  create()    make a new resource")
-    print("  reset(r)    when it comes back: make it indistinguishable from a new one")
-    print("  check(r)    before lending an idle one: still usable? If not, replace it")
-    print("  destroy(r)  when it leaves the pool: free what garbage collection cannot")
-    print()
-    print("    pool = respool.FixedPool(create, size=4, reset=..., check=..., destroy=...)")
-    print("    with pool.acquire() as resource:")
-    print("        ...   # leaving the block resets the resource and puts it back")
-    print()
-    print(f"Reading the tables: {us}/op is the cost of one operation, the best of several")
-    print("rounds (the round least disturbed by other load). `x fresh` divides it by the")
-    print("cost with a fresh resource, measured moments apart in this run (0.25: a")
-    print(f"quarter of the cost). With several threads, {us}/op is wall-clock time")
-    print("divided by all their operations.")
-    if plan.quick:
-        print("(--quick: far fewer operations, so the figures are rougher.)")
 
 
 # -- 1. temporary files ------------------------------------------------------------------------
@@ -379,8 +284,9 @@ def _temp_file_pitfall() -> str:
     )
 
 
-def _temp_files(plan: _Plan) -> _Section:
-    _heading("1. Temporary files")
+def _temp_files(plan: Plan) -> Section:
+    """Section 1: the pitfall first (it explains the reset the timed pools use), then timing."""
+    heading("1. Temporary files")
     lesson = _temp_file_pitfall()
     print()
     print("  Operation: get a temp file, write 4 KiB, flush, seek(0), read it back.")
@@ -389,7 +295,7 @@ def _temp_files(plan: _Plan) -> _Section:
     fresh = _Contender(FRESH, "new TemporaryFile() per op", _fresh_temp_file_op)
     with _pooled_contenders(lifecycle, "tour-temp", _write_and_read_back) as pooled:
         results = _measure_and_show("temp files", [fresh, *pooled], plan.temp_ops, [1], plan)
-    return _Section(results, lesson)
+    return Section(results, lesson)
 
 
 # -- 2. SQLite ---------------------------------------------------------------------------------
@@ -447,8 +353,9 @@ def _fresh_sqlite_op(path: Path) -> Op:
     return op
 
 
-def _sqlite(plan: _Plan) -> _Section:
-    _heading("2. SQLite connections")
+def _sqlite(plan: Plan) -> Section:
+    """Section 2: a connection is cheap to use and dear to open, the classic case for a pool."""
+    heading("2. SQLite connections")
     with tempfile.TemporaryDirectory(prefix="respool-tour-") as directory:
         path = Path(directory) / "shop.db"
         _make_database(path)
@@ -465,105 +372,13 @@ def _sqlite(plan: _Plan) -> _Section:
             results = _measure_and_show(
                 "SQLite", [fresh, *pooled], plan.sqlite_ops, [1, THREADS], plan
             )
-    return _Section(results)
+    return Section(results)
 
 
 # -- 3. TCP ------------------------------------------------------------------------------------
 
 _MESSAGE: Final = b"ping: are you still there?\n"
 _CLIENT_TIMEOUT: Final = 5.0
-#: A handler whose client went silent this long gives up, so no server thread outlives a
-#: tour that failed half-way.
-_SERVER_IDLE_TIMEOUT: Final = 120.0
-
-Address = tuple[str, int]
-
-
-class _EchoServer(socketserver.ThreadingTCPServer):
-    """Echoes every byte back, one thread per connection, and can hang up on all of its
-    clients at once (a server restart or a network blip, on demand)."""
-
-    daemon_threads = True
-    # Fresh connections arrive in bursts from several threads; with the default backlog of
-    # 5 the kernel drops connection requests and each drop stalls a client for a second.
-    request_queue_size = 128
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._open: set[socket.socket] = set()
-        super().__init__(("127.0.0.1", 0), _EchoHandler)
-
-    @property
-    def address(self) -> Address:
-        """Where clients connect: the port is the one the kernel picked for port 0."""
-        host, port = self.socket.getsockname()[:2]
-        return str(host), int(port)
-
-    def track(self, sock: socket.socket) -> None:
-        """Remember a served connection, so that it can be hung up on later."""
-        with self._changed:
-            self._open.add(sock)
-
-    def untrack(self, sock: socket.socket) -> None:
-        """Forget a connection whose handler has finished, and tell whoever waits for that."""
-        with self._changed:
-            self._open.discard(sock)
-            self._changed.notify_all()
-
-    def hang_up_on_everyone(self) -> int:
-        """Shut down every open connection; return how many there were.
-
-        ``shutdown`` rather than ``close``: it wakes the handler blocked in ``recv`` on that
-        socket, which then ends normally and closes it.
-        """
-        with self._changed:
-            victims = list(self._open)
-        for sock in victims:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        return len(victims)
-
-    def wait_until_no_connections(self, timeout: float) -> bool:
-        """True once every handler has finished, False if *timeout* seconds pass first."""
-        with self._changed:
-            return self._changed.wait_for(lambda: not self._open, timeout)
-
-
-class _EchoHandler(socketserver.BaseRequestHandler):
-    """Serves one connection until the client leaves or the server hangs up."""
-
-    def handle(self) -> None:
-        """Echo until the client leaves; the idle timeout bounds a forgotten connection."""
-        server = cast(_EchoServer, self.server)
-        sock = cast(socket.socket, self.request)
-        sock.settimeout(_SERVER_IDLE_TIMEOUT)
-        server.track(sock)
-        try:
-            while chunk := sock.recv(4096):
-                sock.sendall(chunk)
-        except OSError:
-            pass  # reset, hung up on, or idle too long: the connection is over either way
-        finally:
-            server.untrack(sock)
-
-
-@contextlib.contextmanager
-def _echo_server() -> Iterator[_EchoServer]:
-    """Run an echo server on 127.0.0.1 for the duration of the block, then stop it, its
-    connections and all of its threads."""
-    server = _EchoServer()
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="tour-echo-server"
-    )
-    thread.daemon = True
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.hang_up_on_everyone()
-        server.server_close()  # also joins the handler threads
-        thread.join()
 
 
 def _connect_tcp(address: Address) -> socket.socket:
@@ -641,7 +456,7 @@ def _counts(stats: PoolStats) -> str:
     )
 
 
-def _tcp_pitfall(server: _EchoServer) -> str:
+def _tcp_pitfall(server: EchoServer) -> str:
     """Hang up on two pools' connections, one pool without a check and one with; show what
     their next callers get. Return the lesson for the summary."""
     address = server.address
@@ -674,7 +489,8 @@ def _tcp_pitfall(server: _EchoServer) -> str:
             outcome = "succeeded\n      (the hang-up had not reached it yet)"
         print(f"    pool without check: the next caller {outcome}")
         kept = unchecked.stats()
-        print(f"      and the pool took the dead connection back (destroyed: {kept.destroyed})")
+        print(f"      and the pool took the dead connection back (destroyed: {kept.destroyed}),")
+        print("      ready to hand it to another caller")
         _echo_on_all(checked.acquire, POOL_SIZE)
         after = checked.stats()
         replaced = after.check_failures - before.check_failures
@@ -688,9 +504,10 @@ def _tcp_pitfall(server: _EchoServer) -> str:
     )
 
 
-def _tcp(plan: _Plan) -> _Section:
-    _heading("3. TCP connections to a local echo server")
-    with _echo_server() as server:
+def _tcp(plan: Plan) -> Section:
+    """Section 3: timing first, then the hang-up, which would disturb the timing."""
+    heading("3. TCP connections to a local echo server")
+    with echo_server() as server:
         host, port = server.address
         print(f"  The tour runs an echo server on {host}:{port}, a thread per connection, in")
         print("  this same process (so it competes with the clients for the interpreter).")
@@ -703,99 +520,12 @@ def _tcp(plan: _Plan) -> _Section:
             results = _measure_and_show("TCP", [fresh, *pooled], plan.tcp_ops, [1, THREADS], plan)
         print()
         lesson = _tcp_pitfall(server)
-    return _Section(results, lesson)
+    return Section(results, lesson)
 
 
-# -- summary -----------------------------------------------------------------------------------
-
-#: Speed-ups below this are too small to pay for a pool's extra code (and close to what
-#: noise and the pool's own bookkeeping can produce); above the next, pooling clearly pays.
-_NO_CLEAR_GAIN: Final = 1.25
-_PAYS_OFF: Final = 2.0
-_SLOWER: Final = 0.8
-#: A gap between the two pools' figures beyond this means the machine was busy.
-_NOISY: Final = 0.5
+# -- entry point for the tour's driver --------------------------------------------------------
 
 
-def _verdict(speedup: float) -> str:
-    """Words for a measured speed-up, by the thresholds above (printed with the table)."""
-    if speedup >= _PAYS_OFF:
-        return "pays off"
-    if speedup >= _NO_CLEAR_GAIN:
-        return "modest gain"
-    if speedup > _SLOWER:
-        return "no clear gain"
-    return "pool is slower"
-
-
-def print_summary(sections: Sequence[_Section], plan: _Plan, others: Sequence[str] = ()) -> None:
-    """Every measurement side by side with a verdict, then the pitfalls, then perspective."""
-    us = _micro()
-    _heading("Summary: did pooling pay off?")
-    results = [result for section in sections for result in section.results]
-    print(f"  Speed-up: the fresh {us}/op divided by the pooled one, from the tables above.")
-    print()
-    print(f"  {'':<19}{'fresh':>8}{'--- speed-up with ---':>26}{'saved':>9}")
-    print(
-        f"  {'resource':<11}{'threads':>8}{us + '/op':>8}"
-        f"{FIXED:>12}{ELASTIC:>14}{us + '/op':>9}   verdict"
-    )
-    for r in results:
-        print(
-            f"  {r.resource:<11}{r.threads:>8}{r.micros[FRESH]:>8.1f}"
-            f"{r.speedup(FIXED):>11.1f}x{r.speedup(ELASTIC):>13.1f}x{r.saved:>9.1f}"
-            f"   {_verdict(r.micros[FRESH] / r.best_pooled)}"
-        )
-    print()
-    gap = max(r.pool_gap for r in results)
-    advice = ""
-    if plan.quick:
-        advice = " (--quick measures few operations: the full tour gives firmer figures.)"
-    elif gap > _NOISY:
-        advice = " Rerun on a quieter machine for firmer figures."
-    _print_wrapped(
-        f"Verdicts rest on the faster pool: 'pays off' from {_PAYS_OFF:g}x, 'modest gain' from"
-        f" {_NO_CLEAR_GAIN:g}x, 'no clear gain' above {_SLOWER:g}x (too little to be worth a"
-        " pool's extra code), 'pool is slower' below. FixedPool and ElasticPool take the same"
-        " code path in these tests, so the gap between their figures (up to"
-        f" {gap:.0%} here) shows how noisy the measurements were.{advice}",
-        "  ",
-    )
-    print()
-    print("  Pitfalls reproduced:")
-    for section in sections:
-        if section.lesson is not None:
-            _print_wrapped(section.lesson, "    - ", "      ")
-    if others:
-        print()
-        print("  The other two strategies:")
-        for line in others:
-            _print_wrapped(line, "    - ", "      ")
-    print()
-    _print_advice(results)
-
-
-def _print_advice(results: Sequence[_Result]) -> None:
-    """Close on the first question again: a saving only matters relative to the whole."""
-    largest = max(results, key=lambda r: r.saved)
-    _print_wrapped(
-        f"The largest saving measured here is {largest.saved:.0f} {_micro()} per operation"
-        f" ({largest.resource}, {_threads_label(largest.threads)}). That is a lot next to an"
-        " operation that takes microseconds, and nothing inside a request that spends"
-        " milliseconds elsewhere. Before adding a pool to your own code, time your own"
-        " operation this way and check that creating the resource is a real share of it.",
-        "  ",
-    )
-
-
-# -- entry points for the tour's driver ----------------------------------------------------
-
-
-def plan_for(quick: bool) -> _Plan:
-    """The measuring plan: fixed operation counts, fewer with ``quick``."""
-    return _QUICK if quick else _FULL
-
-
-def run(plan: _Plan) -> list[_Section]:
+def run(plan: Plan) -> list[Section]:
     """The free-list sections: temporary files, SQLite, TCP."""
     return [_temp_files(plan), _sqlite(plan), _tcp(plan)]
