@@ -21,6 +21,7 @@ from respool.fixed import FixedPool
 __all__ = ["acquire_release", "contended", "debug_cost", "main"]
 
 FIXED = "FixedPool: with acquire()"
+TRYING = "FixedPool: with try_acquire()"
 
 
 def _borrow(pool: FixedPool[object] | ElasticPool[object]) -> Callable[[], None]:
@@ -28,6 +29,18 @@ def _borrow(pool: FixedPool[object] | ElasticPool[object]) -> Callable[[], None]
 
     def op() -> None:
         with pool.acquire():
+            pass
+
+    return op
+
+
+def _try(pool: FixedPool[object]) -> Callable[[], None]:
+    """The same with ``try_acquire()``: it takes the same lock-free path when one is idle."""
+
+    def op() -> None:
+        lease = pool.try_acquire()
+        assert lease is not None
+        with lease:
             pass
 
     return op
@@ -42,6 +55,7 @@ def acquire_release(number: int = 200_000, rounds: int = 7) -> list[Result]:
     q: queue.Queue[object] = queue.Queue()
     q.put(item)
     fixed = FixedPool(object, size=1, name="bench-fixed")
+    trying = FixedPool(object, size=1, name="bench-try")
     elastic = ElasticPool(object, max_idle=1, min_idle=1, name="bench-elastic")
 
     def deque_pop_append() -> None:
@@ -66,10 +80,12 @@ def acquire_release(number: int = 200_000, rounds: int = 7) -> list[Result]:
         ("(b1) one Lock around pop+append", lock_once),
         ("(c) queue.Queue get()+put()", queue_get_put),
         (FIXED, _borrow(fixed)),
+        (TRYING, _try(trying)),
         ("ElasticPool: with acquire()", _borrow(elastic)),
     ]
     results = interleaved(cases, number, rounds)
     fixed.close()
+    trying.close()
     elastic.close()
     return results
 
@@ -139,6 +155,9 @@ def main(quick: bool = False) -> int:
             f"{pool.split(':')[0]}: {ratio:.2f}x the lock+deque floor,"
             f" {ns[pool] / q:.2f}x queue.Queue -> {verdict} the goal (<= 1.5x, < Queue)"
         )
+    ratio = ns[TRYING] / ns[FIXED]
+    verdict = "meets" if ratio <= 1.3 else "MISSES"
+    print(f"try_acquire: {ratio:.2f}x acquire -> {verdict} the goal (<= 1.3x)")
     on = debug_cost(max(number // 100, 200), rounds)
     print(
         f"Debug mode on (respool.debug(True)): {on:.0f} ns/op, {on / ns[FIXED]:.0f}x FixedPool"
