@@ -145,7 +145,7 @@ class FreeListMachine(RuleBasedStateMachine):
         """A creator finishes: a caller keeps the new resource, or priming stocks the pool."""
         self.permits -= 1
         if not ok:
-            self.perform(self.core.create_failed(self.tick(), RuntimeError("down")))
+            self.perform(self.core.create_failed(self.tick()))
             return
         if keep:
             self.held.append(self.core.filled(next(self.names), self.tick()))

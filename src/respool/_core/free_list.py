@@ -279,8 +279,8 @@ class FreeListCore(Generic[T]):
         self.waits = 0
         self.wait_time_total = 0.0
         self.wait_time_max = 0.0
-        #: The error of the most recent failed create, while creates keep failing: the cause
-        #: a waiter's ``PoolTimeout`` carries.
+        #: The error of the filler's most recent failed create, while they keep failing: the
+        #: cause a waiter's ``PoolTimeout`` carries.
         self.last_create_error: BaseException | None = None
         #: Every live entry, by key, held weakly (see :class:`Entry`). Acquires are not
         #: counted on the lock-free path (a shared counter would need the lock); instead each
@@ -447,7 +447,7 @@ class FreeListCore(Generic[T]):
         if isinstance(grant, Entry):
             return self.release(grant, now)
         if grant is CREATE:
-            return self.create_failed(now, None)
+            return self.create_failed(now, error=False)
         return Todo()
 
     def filled(self, resource: T, now: float) -> Entry[T]:
@@ -457,18 +457,19 @@ class FreeListCore(Generic[T]):
         self.creating -= 1
         return self._new_entry(resource, now)
 
-    def create_failed(self, now: float, error: BaseException | None) -> Todo[T]:
-        """The slot reserved for a caller produced nothing (*error*: why; None: unused).
+    def create_failed(self, now: float, *, error: bool = True) -> Todo[T]:
+        """The slot reserved for a caller produced nothing (*error*: ``create`` raised;
+        False: the slot went unused).
 
         Its room goes to the first waiter, or back to the filler below ``min_size``. It does
-        not ask for a retry on the caller's behalf: the caller has its answer (the error).
+        not ask for a retry on the caller's behalf: the caller has its answer (the error),
+        which is not kept either (its traceback holds the caller's frames).
         """
         if self.creating <= self.owed:
             raise ValueError("create_failed() without a slot reserved for a caller")
         self.creating -= 1
-        if error is not None:
+        if error:
             self.create_errors += 1
-            self.last_create_error = error
         todo: Todo[T] = Todo()
         self._owe(todo)
         self._serve(todo, now)

@@ -374,9 +374,9 @@ class _FreeListPool(Generic[T]):
         """Fill the slot the core reserved for this caller; errors go to the caller."""
         try:
             resource = self._create()
-        except BaseException as exc:
+        except BaseException:
             with self._lock:
-                todo = self._core.create_failed(monotonic(), exc)
+                todo = self._core.create_failed(monotonic(), error=True)
             self._perform(todo)
             raise
         with self._lock:
@@ -507,37 +507,52 @@ class _FreeListPool(Generic[T]):
         with self._lock:
             count = self._core.start_fills(monotonic())
         for started in range(count):
-            try:
-                resource = self._create()
-            except BaseException as exc:
-                with self._lock:
-                    core = self._core
-                    todo = core.fill_failed(monotonic(), exc, unstarted=count - started - 1)
-                    failures, delay = core.backoff.failures, core.backoff.remaining(monotonic())
-                if failures == 1:
-                    log.warning(
-                        "pool %r: creating a replacement failed; retrying in %.2f s",
-                        self.name,
-                        delay,
-                        exc_info=exc,
-                    )
-                else:
-                    log.warning(
-                        "pool %r: creating a replacement failed %d times in a row (%r);"
-                        " next try in %.2f s",
-                        self.name,
-                        failures,
-                        exc,
-                        delay,
-                    )
-                self._perform(todo, in_caller=False)
+            if not self._fill_one(unstarted=count - started - 1):
                 break
-            with self._lock:
-                todo = self._core.stock(resource, monotonic(), owed=True)
-            self._perform(todo, in_caller=False)
         with self._lock:
             core = self._core
             return core.backoff.retry_at if core.owed else None
+
+    def _fill_one(self, unstarted: int) -> bool:
+        """Create one owed resource and hand it over; False if ``create`` failed.
+
+        A frame of its own, with nothing but the pool in it: the failed create's traceback
+        outlives this call (in the log, and as the cause of waiters' ``PoolTimeout``), and
+        the frames it holds must not keep entries or resources alive.
+        """
+        try:
+            resource = self._create()
+        except BaseException as exc:
+            self._fill_failed(exc, unstarted)
+            return False
+        with self._lock:
+            todo = self._core.stock(resource, monotonic(), owed=True)
+        self._perform(todo, in_caller=False)
+        return True
+
+    def _fill_failed(self, exc: BaseException, unstarted: int) -> None:
+        """Count and log a failed fill: the first of a streak with its traceback, then one
+        line per backoff step (a create that fails for minutes must not flood the log)."""
+        with self._lock:
+            core = self._core
+            todo = core.fill_failed(monotonic(), exc, unstarted=unstarted)
+            failures, delay = core.backoff.failures, core.backoff.remaining(monotonic())
+        if failures == 1:
+            log.warning(
+                "pool %r: creating a replacement failed; retrying in %.2f s",
+                self.name,
+                delay,
+                exc_info=exc,
+            )
+        else:
+            log.warning(
+                "pool %r: creating a replacement failed %d times in a row (%r); next try in %.2f s",
+                self.name,
+                failures,
+                exc,
+                delay,
+            )
+        self._perform(todo, in_caller=False)
 
     # -- performing what the core asked for --------------------------------------------------
 
@@ -582,13 +597,13 @@ class _FreeListPool(Generic[T]):
         for made in range(reserved):
             try:
                 resource = self._create()
-            except BaseException as exc:
+            except BaseException:
                 with self._lock:
                     core = self._core
                     todo = core.close()
-                    core.create_failed(monotonic(), exc)
+                    core.create_failed(monotonic(), error=True)
                     for _ in range(reserved - made - 1):
-                        core.create_failed(monotonic(), None)
+                        core.create_failed(monotonic(), error=False)
                 self._perform(todo, in_caller=False)
                 raise
             with self._lock:
