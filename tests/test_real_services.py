@@ -1,6 +1,6 @@
 """FixedPool and ElasticPool against real servers: PostgreSQL (psycopg 3) and Redis (raw RESP).
 
-These are the article's pitfalls with real connections rather than fakes: a backend killed by
+These are the classic pooling pitfalls with real connections rather than fakes: a backend killed by
 the server (*not quite there anymore*), a transaction left open (*not quite clean*) and a reply
 left unread on a socket (*abort means discard*).
 

@@ -38,4 +38,4 @@ class LeaseError(PoolError):
 
 
 class StillInUse(LeaseError):
-    """A returned resource is still referenced elsewhere (the article's *not quite done*)."""
+    """A returned resource is still referenced elsewhere (the *not quite done* pitfall)."""

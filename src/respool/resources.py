@@ -3,7 +3,7 @@
 Each function returns a :class:`~respool.Lifecycle` that works with every pool
 (``FixedPool``, ``ElasticPool``, ``TransientPool``). Their ``reset`` callbacks are the point:
 each one makes a returned resource indistinguishable from a new one, which is where hand-written
-pools go wrong (the article's *not quite clean*), and refuses a resource that is still in use
+pools go wrong (the *not quite clean* pitfall), and refuses a resource that is still in use
 elsewhere (*not quite done*) by raising :class:`~respool.StillInUse`.
 
 - :func:`temp_files`: anonymous temporary files, truncated **and** rewound between users.
@@ -43,7 +43,7 @@ def temp_files(*, dir: str | os.PathLike[str] | None = None) -> Lifecycle[IO[byt
 
     ``reset`` truncates the file to zero bytes **and** seeks back to its start. Truncating
     alone leaves the position where the last user stopped, so the next user's writes land
-    after a gap that reads back as zero bytes: the article's uploads padded with as many zeros
+    after a gap that reads back as zero bytes: uploads end up padded with as many zeros
     as the previous use had bytes. ``check``: the file is still open. ``destroy``: close it
     (which also frees the disk space; on POSIX the file never had a name). ``dir``: where the
     files are made (a ``str`` or ``os.PathLike``; default: ``tempfile``'s choice), checked for
