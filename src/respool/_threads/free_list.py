@@ -197,11 +197,7 @@ class _FreeListPool(Generic[T]):
         """
         entry = self._take_nowait()
         if entry is not None and self._check is None:
-            entry.uses += 1
-            lease: Lease[T] = _new_lease(Lease)  # _lease(), inlined: this is the hot path
-            lease._pool = self
-            lease._entry = entry
-            return lease
+            return _lease(self, entry)
         return self._acquire_slow(0, entry, trying=True)
 
     def release(self, lease: Lease[T]) -> None:
