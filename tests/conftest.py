@@ -6,9 +6,13 @@ Every pool made through ``make_pool`` is checked when its test ends: at that qui
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +20,7 @@ from typing import Any
 import pytest
 
 import respool
+from respool import _debug
 from respool._threads import filler
 from respool._threads.free_list import _FreeListPool
 
@@ -171,3 +176,46 @@ class Abort(BaseException):
 
 class Boom(Exception):
     """An ordinary error raised from a lease body or a callback."""
+
+
+@contextlib.contextmanager
+def debug_set_to(on: bool) -> Iterator[None]:
+    """Debug mode on or off inside the block, and back as it was whatever happens."""
+    was = _debug.enabled
+    _debug.set_enabled(on)
+    try:
+        yield
+    finally:
+        _debug.set_enabled(was)
+
+
+@pytest.fixture
+def debug_mode() -> Iterator[None]:
+    """Debug mode on for one test."""
+    with debug_set_to(True):
+        yield
+
+
+@pytest.fixture
+def normal_mode() -> Iterator[None]:
+    """Debug mode off for one test (it poisons returned buffers), whatever RESPOOL_DEBUG says."""
+    with debug_set_to(False):
+        yield
+
+
+def fork_and_wait(child: Callable[[], int], timeout: float = 5) -> int:
+    """Run *child* in a forked child (SIGALRM after *timeout*): its exit code, or -signal."""
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when forking a process that has threads; these tests mean to.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 99
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
+            signal.alarm(int(timeout))
+            code = child()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)

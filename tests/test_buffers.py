@@ -6,12 +6,9 @@ import asyncio
 import contextlib
 import gc
 import os
-import signal
 import subprocess
 import sys
 import threading
-import warnings
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,19 +20,7 @@ from respool import _debug, buffers, resources
 from respool._core import policy
 from respool.buffers import BufferPool
 from respool.resources import refuse_exported
-from tests.conftest import Abort, Boom
-
-
-@pytest.fixture
-def debug_mode() -> Iterator[None]:
-    """Debug mode on for one test, and back as it was whatever happens."""
-    was = _debug.enabled
-    _debug.set_enabled(True)
-    try:
-        yield
-    finally:
-        _debug.set_enabled(was)
-
+from tests.conftest import Abort, Boom, fork_and_wait
 
 # -- where it lives ----------------------------------------------------------------------------
 
@@ -266,23 +251,6 @@ def test_borrow_discards_exactly_when_the_policy_says(error: BaseException | Non
 
 
 # -- fork --------------------------------------------------------------------------------------
-
-
-def fork_and_wait(child: Callable[[], int], timeout: float = 5) -> int:
-    """Run *child* in a forked child (SIGALRM after *timeout*): its exit code, or -signal."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        code = 99
-        try:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
-            signal.alarm(int(timeout))
-            code = child()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

@@ -7,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -17,17 +16,6 @@ import respool
 from respool import _debug
 from respool.lease import DebugLease, Lease
 from tests.conftest import Boom, PoolFactory, Res, Tracker, settle
-
-
-@pytest.fixture
-def debug_on() -> Iterator[None]:
-    """Debug mode for one test, restored afterwards whatever happens."""
-    before = respool.debug()
-    respool.debug(True)
-    try:
-        yield
-    finally:
-        respool.debug(before)
 
 
 def acquire_here(pool: respool.FixedPool[Res] | respool.ElasticPool[Res]) -> Lease[Res]:
@@ -49,7 +37,7 @@ def test_debug_switch_reports_and_validates() -> None:
         respool.debug(before)
 
 
-def test_environment_variable_turns_debug_on() -> None:
+def test_environment_variable_turns_debug_mode() -> None:
     """RESPOOL_DEBUG=1 at start-up turns debug mode on; pools then lend debug leases."""
     code = (
         "import respool; p = respool.FixedPool(object, size=1); l = p.acquire();"
@@ -74,7 +62,7 @@ def test_off_lends_plain_leases(make_pool: PoolFactory) -> None:
 
 
 def test_lease_error_shows_where_it_was_acquired_and_ended(
-    debug_on: None, make_pool: PoolFactory
+    debug_mode: None, make_pool: PoolFactory
 ) -> None:
     """Using an ended lease names the acquiring and the ending stack."""
     pool = make_pool(1)
@@ -93,7 +81,7 @@ def test_lease_error_shows_where_it_was_acquired_and_ended(
 
 
 def test_foreign_pool_error_shows_the_acquiring_stack(
-    debug_on: None, make_pool: PoolFactory
+    debug_mode: None, make_pool: PoolFactory
 ) -> None:
     """Releasing into the wrong pool names where the lease was acquired."""
     first, second = make_pool(1), make_pool(1)
@@ -104,7 +92,7 @@ def test_foreign_pool_error_shows_the_acquiring_stack(
 
 
 def test_local_variables_are_not_holders(
-    debug_on: None, make_pool: PoolFactory, tracker: Tracker
+    debug_mode: None, make_pool: PoolFactory, tracker: Tracker
 ) -> None:
     """`with ... as r` blocks in a loop, and `r = lease.resource`, return cleanly."""
     pool = make_pool(1)
@@ -120,7 +108,7 @@ def test_local_variables_are_not_holders(
 
 
 def test_resource_still_held_is_refused_and_destroyed(
-    debug_on: None, make_pool: PoolFactory, tracker: Tracker
+    debug_mode: None, make_pool: PoolFactory, tracker: Tracker
 ) -> None:
     """A resource still referenced from a list at release raises StillInUse, is destroyed."""
     pool = make_pool(1)
@@ -135,7 +123,7 @@ def test_resource_still_held_is_refused_and_destroyed(
 
 
 def test_live_memoryview_at_the_end_of_a_with_block(
-    debug_on: None, make_pool: PoolFactory, tracker: Tracker
+    debug_mode: None, make_pool: PoolFactory, tracker: Tracker
 ) -> None:
     """A memoryview still exported when the block ends is caught (*not quite done*)."""
     pool = make_pool(1, lifecycle=respool.Lifecycle(lambda: bytearray(8)))
@@ -149,7 +137,7 @@ def test_live_memoryview_at_the_end_of_a_with_block(
 
 
 def test_failing_body_keeps_its_exception(
-    debug_on: None, make_pool: PoolFactory, tracker: Tracker
+    debug_mode: None, make_pool: PoolFactory, tracker: Tracker
 ) -> None:
     """When the body raises, its exception propagates, never replaced by StillInUse."""
     pool = make_pool(1)
@@ -161,7 +149,7 @@ def test_failing_body_keeps_its_exception(
 
 
 def test_lost_lease_is_reported_with_the_stack_that_acquired_it(
-    debug_on: None, make_pool: PoolFactory, tracker: Tracker, caplog: pytest.LogCaptureFixture
+    debug_mode: None, make_pool: PoolFactory, tracker: Tracker, caplog: pytest.LogCaptureFixture
 ) -> None:
     """In debug mode a lease collected while active is logged with its acquiring stack."""
     pool = make_pool(1)

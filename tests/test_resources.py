@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import pathlib
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import IO, Any
 
 import pytest
@@ -20,31 +19,6 @@ from respool.resources import byte_buffers, bytes_io, refuse_exported, temp_file
 
 LONG = b"order 1017: 12 blue mugs, 3 teapots, deliver after 5 pm\n"
 SHORT = b"order 1018: 1 kettle\n"
-
-
-@contextlib.contextmanager
-def debug_set_to(on: bool) -> Iterator[None]:
-    """Debug mode on or off inside the block, and back as it was whatever happens."""
-    was = _debug.enabled
-    _debug.set_enabled(on)
-    try:
-        yield
-    finally:
-        _debug.set_enabled(was)
-
-
-@pytest.fixture
-def debug_mode() -> Iterator[None]:
-    """Debug mode on for one test."""
-    with debug_set_to(True):
-        yield
-
-
-@pytest.fixture
-def normal_mode() -> Iterator[None]:
-    """Debug mode off for one test (it poisons returned buffers), whatever RESPOOL_DEBUG says."""
-    with debug_set_to(False):
-        yield
 
 
 # -- temp_files --------------------------------------------------------------------------------

@@ -17,10 +17,8 @@ import logging
 import math
 import os
 import random
-import signal
 import sys
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -34,7 +32,7 @@ from respool import _debug, transient
 from respool._core import policy
 from respool.lifecycle import Lifecycle
 from respool.transient import TransientPool
-from tests.conftest import Abort, Boom, Tracker
+from tests.conftest import Abort, Boom, Tracker, fork_and_wait
 
 TRANSIENT_FILE = transient.__file__
 
@@ -98,17 +96,6 @@ def exited_thread_context(pool: TransientPool[Any], *objs: Any) -> contextvars.C
 
     run_in_thread(work)
     return box[0]
-
-
-@pytest.fixture
-def debug_mode() -> Iterator[None]:
-    """Debug mode on for one test, and back as it was whatever happens."""
-    was = _debug.enabled
-    _debug.set_enabled(True)
-    try:
-        yield
-    finally:
-        _debug.set_enabled(was)
 
 
 def same(objs: Any, others: Any) -> bool:
@@ -1593,23 +1580,6 @@ def test_borrow_lets_an_interrupt_from_reset_reach_the_caller(
 
 
 # -- fork --------------------------------------------------------------------------------------
-
-
-def fork_and_wait(child: Callable[[], int], timeout: float = 5) -> int:
-    """Run *child* in a forked child (SIGALRM after *timeout*): its exit code, or -signal."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        code = 99
-        try:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
-            signal.alarm(int(timeout))
-            code = child()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
