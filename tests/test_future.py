@@ -12,6 +12,7 @@ import gc
 import linecache
 import logging
 import math
+import signal
 import sys
 import threading
 import time
@@ -100,13 +101,10 @@ def blocked_in_acquire(thread: threading.Thread) -> bool:
     return frame is not None and at_acquire(frame) is not None
 
 
-def done_lock_free(fut: Future[Any]) -> bool:
-    """For a done TaskFuture with no waiter inside: its ``done`` lock was released and passed on.
-
-    (The module invariant; a waiter now polls too, so a lock left held would only show as
-    slowness otherwise.) Always true for the stock future, which has no such lock.
-    """
-    return not isinstance(fut, TaskFuture) or not fut._done.locked()
+def no_sleeper_left(fut: Future[Any]) -> bool:
+    """A done TaskFuture keeps no waiter's lock registered (the module invariant); always
+    true for the stock future, which has none."""
+    return not isinstance(fut, TaskFuture) or not fut._sleepers
 
 
 def settle(fut: Future[Any], how: str, value: object = 42) -> None:
@@ -231,7 +229,7 @@ def test_all_blocked_waiters_are_released(cls: FutureClass, how: str) -> None:
     settle(fut, how, value)
     for method, waiter in waiters:
         assert expected(how, value, method)(waiter.finish()), (method, waiter.outcome)
-    assert done_lock_free(fut)
+    assert no_sleeper_left(fut)
     # and anyone coming later gets the same without waiting
     for method, call in calls:
         assert expected(how, value, method)(outcome_of(call)), method
@@ -341,7 +339,7 @@ def test_cancel_releases_blocked_waiters(cls: FutureClass) -> None:
     for waiter in waiters:
         kind, got = waiter.finish()
         assert kind == "raised" and type(got) is CancelledError
-    assert done_lock_free(fut)
+    assert no_sleeper_left(fut)
 
 
 def test_set_running_or_notify_cancel(cls: FutureClass) -> None:
@@ -373,7 +371,7 @@ def test_a_running_future_finishes_and_releases_its_waiter(cls: FutureClass) -> 
     waiter = Waiter(lambda: fut.result()).wait_blocked()
     fut.set_result("ran")
     assert waiter.finish() == ("returned", "ran")
-    assert done_lock_free(fut)
+    assert no_sleeper_left(fut)
 
 
 @pytest.mark.parametrize("how", ["result", "exception"])
@@ -410,7 +408,7 @@ def test_settling_twice_is_an_invalid_state(cls: FutureClass, first: str, second
     assert expected(how, value, "result")(outcome_of(fut.result))
     assert expected(how, value, "result")(outcome_of(lambda: fut.result(0)))
     assert expected(how, value, "exception")(Waiter(lambda: fut.exception()).finish())
-    assert done_lock_free(fut)
+    assert no_sleeper_left(fut)
 
 
 # -- done callbacks --------------------------------------------------------------------------
@@ -787,19 +785,16 @@ def _on_blocking_acquire(event: str, action: Callable[[], None]) -> Any:
 
 
 def test_waiter_interrupted_after_wake_up_does_not_hang_the_others(cls: FutureClass) -> None:
-    """An exception landing in a waiter just as it wakes leaves the other waiters unharmed.
-
-    Simulates a KeyboardInterrupt delivered right after the waiter's lock acquire returns
-    on the settle: waiter A raises there (a TaskFuture waiter then holds the ``done`` lock for
-    good); waiter B, stopped just before its own acquire until then, must still get the
-    result promptly.
-    """
+    """An exception landing in a waiter just as it wakes leaves the other waiters unharmed."""
+    # Simulates a KeyboardInterrupt delivered right after the waiter's lock acquire
+    # returns on the settle: waiter A raises there; waiter B, stopped just before its
+    # own acquire until then, must still get the result promptly.
     fut = cls()
     a_woke = threading.Event()
     b_paused = threading.Event()
 
     def interrupt() -> None:
-        if fut._state != FINISHED:  # a timed-out poll, not the wake-up
+        if fut._state != FINISHED:  # not the wake-up
             return
         sys.setprofile(None)
         a_woke.set()
@@ -824,14 +819,9 @@ def test_waiter_interrupted_after_wake_up_does_not_hang_the_others(cls: FutureCl
     fut.set_result("v")
     kind, got = a.finish()
     assert kind == "raised" and type(got) is Abort
-    try:
-        b.thread.join(PROMPTLY)
-        assert not b.thread.is_alive(), "the other waiter hangs"
-        assert b.outcome == ("returned", "v")
-    finally:
-        if b.thread.is_alive() and isinstance(fut, TaskFuture):
-            fut._done.release()  # unstick it
-            b.finish()
+    b.thread.join(PROMPTLY)
+    assert not b.thread.is_alive(), "the other waiter hangs"
+    assert b.outcome == ("returned", "v")
 
 
 # -- stress ----------------------------------------------------------------------------------
@@ -841,11 +831,9 @@ FUTURES = 1500
 
 
 def test_stress_many_waiters_per_future(cls: FutureClass) -> None:
-    """8 threads walk the same futures: each settles its share and waits on all the others.
-
-    Waits are result() with and without timeouts, exception(), and short timed-out polls;
-    every waiter must see the settled outcome, and nothing raises anything else.
-    """
+    """8 threads settle their share of futures and wait, in every way, on all the others."""
+    # Waits are result() with and without timeouts, exception(), and short timed-out
+    # polls; every waiter must see the settled outcome.
     futures = [cls() for _ in range(FUTURES)]
     values: list[object] = [Boom(k) if k % 3 == 1 else k for k in range(FUTURES)]
     hows = ["result", "exception", "cancel"]
@@ -901,7 +889,7 @@ def test_stress_many_waiters_per_future(cls: FutureClass) -> None:
     assert not any(thread.is_alive() for thread in threads), "a waiter hangs"
     assert errors == []
     assert wrong == []
-    assert all(fut.done() and done_lock_free(fut) for fut in futures)
+    assert all(fut.done() and no_sleeper_left(fut) for fut in futures)
 
 
 def test_stress_settle_races_with_arriving_waiters(cls: FutureClass) -> None:
@@ -950,3 +938,74 @@ def test_a_failing_on_cancel_hook_is_logged_and_cancel_completes(
     assert fut.cancelled()
     assert seen == [fut]
     assert "on_cancel hook failed" in caplog.text
+
+
+# -- TaskFuture's own waiting: no polling, nothing left behind -----------------------------------
+
+
+def test_blocked_waiter_wakes_once_not_periodically() -> None:
+    """A thread blocked on a TaskFuture sleeps in one lock acquire until the settle."""
+    fut: TaskFuture[int] = TaskFuture()
+    acquires = 0
+
+    def count(frame: types.FrameType, what: str, arg: Any) -> None:
+        nonlocal acquires
+        if what == "c_call" and getattr(arg, "__name__", None) == "acquire":
+            acquires += 1
+
+    def wait_counting() -> object:
+        sys.setprofile(count)
+        try:
+            return fut.result()
+        finally:
+            sys.setprofile(None)
+
+    waiter = Waiter(wait_counting).wait_blocked()
+    threading.Event().wait(0.3)  # the time a polling waiter would have woken in
+    fut.set_result(1)
+    assert waiter.finish() == ("returned", 1)
+    assert acquires <= 2, f"{acquires} lock acquires: the waiter polled"  # take, then sleep
+
+
+def test_timed_out_waiter_leaves_no_sleeper_behind() -> None:
+    """A waiter that times out unregisters itself; a later settle wakes only live waiters."""
+    fut: TaskFuture[int] = TaskFuture()
+    for _ in range(3):
+        with pytest.raises(TimeoutError):
+            fut.result(timeout=0.01)
+    assert fut._sleepers == []
+    fut.set_result(2)
+    assert fut.result(0) == 2
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
+def test_interrupted_waiter_leaves_no_sleeper_behind() -> None:
+    """A Ctrl-C-like signal interrupting a blocked result() unregisters the waiter."""
+    assert threading.current_thread() is threading.main_thread()
+    fut: TaskFuture[int] = TaskFuture()
+    main = threading.main_thread()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Abort("interrupted")
+
+    def in_result() -> bool:  # blocked in TaskFuture's own acquire, not in thread.start()'s
+        frame = sys._current_frames().get(main.ident or -1)
+        return frame is not None and frame.f_code.co_name == "_await" and bool(at_acquire(frame))
+
+    def interrupter() -> None:
+        wait_until(in_result, WAIT)
+        signal.pthread_kill(main.ident or 0, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        thread = threading.Thread(target=interrupter)
+        thread.start()
+        with pytest.raises(Abort):
+            fut.result()
+        thread.join(WAIT)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert fut._sleepers == []
+    other = Waiter(lambda: fut.result(WAIT)).wait_blocked()
+    fut.set_result(3)
+    assert other.finish() == ("returned", 3)

@@ -1,24 +1,35 @@
-"""WorkerPool: a resource per worker thread, a bounded queue, lazy map, exactly-once futures."""
+"""WorkerPool: a resource per worker thread, a bounded queue, lazy map, exactly-once futures.
+
+Scenarios that would leave deadlocked threads behind (and so hang the interpreter's exit hook)
+run in a fresh interpreter (``run_script``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ctypes
 import gc
 import itertools
 import logging
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 import pytest
 
 import respool
-from respool.worker import WorkerPool, WorkerStats, retry_delay
-from tests.conftest import Abort, Boom, wait_until
+from respool.worker import WorkerPool, WorkerStats
+from tests.conftest import Abort, Boom, fork_and_wait, wait_until
 
 WAIT = 10.0  # generous bound for anything that should happen promptly
 
@@ -161,6 +172,74 @@ def blocked(started: threading.Event | None, gate: threading.Event) -> Callable[
     return task
 
 
+class Source:
+    """An input iterator counting how many items were pulled."""
+
+    def __init__(self, items: Iterator[int]) -> None:
+        self.items = items
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        item = next(self.items)
+        self.pulled += 1
+        return item
+
+
+def run_script(source: str) -> str:
+    """Run *source* in a fresh interpreter; return its stdout (stripped)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def shutdown_then_set(
+    pool: WorkerPool[Any], done: threading.Event, cancel_pending: bool = False
+) -> None:
+    """Thread target: shutdown(wait=True) the pool, then signal *done*."""
+    pool.shutdown(wait=True, cancel_pending=cancel_pending)
+    done.set()
+
+
+def inject(thread: threading.Thread, error: type[BaseException]) -> None:
+    """Raise *error* in *thread* at its next bytecode, as a Ctrl-C lands in the main thread."""
+    ident = ctypes.c_ulong(thread.ident or 0)
+    assert ctypes.pythonapi.PyThreadState_SetAsyncExc(ident, ctypes.py_object(error)) == 1
+
+
+class GatedLock:
+    """Stands in for a future's lock: a worker entering it announces so, then waits for
+    ``opened``; any other thread passes straight through."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+        self.owner = threading.get_ident()
+
+    def __enter__(self) -> Any:
+        if threading.get_ident() != self.owner:
+            self.entered.set()
+            assert self.opened.wait(WAIT)
+        return self.real.__enter__()
+
+    def __exit__(self, *exc: object) -> Any:
+        return self.real.__exit__(*exc)
+
+
+def waiting_submitters(pool: WorkerPool[Any]) -> int:
+    """Submitters blocked for room right now (no public figure says so)."""
+    return pool._shared.admission.waiting
+
+
 # -- basics and thread affinity ----------------------------------------------------------------
 
 
@@ -249,7 +328,7 @@ def test_each_worker_creates_its_resource_when_it_starts(
     assert len({r.owner for r in life.made}) == 3
 
 
-# -- futures interoperate ------------------------------------------------------------------
+# -- futures interoperate ----------------------------------------------------------------------
 
 
 def test_futures_work_with_wait_as_completed_and_asyncio(
@@ -294,7 +373,7 @@ def test_wait_sees_futures_cancelled_at_shutdown(
     waiter.shutdown()
 
 
-# -- failures in tasks and callbacks -------------------------------------------------------
+# -- failures in tasks and callbacks -----------------------------------------------------------
 
 
 def test_exception_in_fn_reaches_only_its_future(life: Life, pools: list[WorkerPool[Any]]) -> None:
@@ -320,8 +399,7 @@ def test_exception_in_fn_reaches_only_its_future(life: Life, pools: list[WorkerP
 def test_abort_in_fn_discards_the_resource_but_keeps_the_worker(
     life: Life, pools: list[WorkerPool[Any]]
 ) -> None:
-    """A BaseException that is not an Exception: its future gets it, the resource is
-    destroyed (never reset or reused), and the next task runs on a fresh one."""
+    """A task aborted by a BaseException: its resource is destroyed, never reused."""
     pool = WorkerPool(life.lifecycle(), 1)
     pools.append(pool)
 
@@ -355,6 +433,74 @@ def test_failing_reset_replaces_the_resource_before_the_next_task(
     stats = pool.stats()
     assert (stats.reset_errors, stats.replaced, stats.completed) == (2, 2, 3)
     assert life.made[0].destroyed and life.made[1].destroyed
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_callback_raising_base_exception_does_not_lose_the_worker(
+    life: Life, gate: threading.Event
+) -> None:
+    """A done callback raising a BaseException is logged; the worker carries on."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    started = threading.Event()
+    first = pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+
+    def callback(_: object) -> None:
+        raise Abort("from a done callback")
+
+    first.add_done_callback(callback)
+    second = pool.submit(use, 2)
+    gate.set()
+    try:
+        assert second.result(5.0) == 2
+        assert pool.stats().workers == 1
+    finally:
+        pool.shutdown(wait=True, cancel_pending=True)
+
+
+def test_destroy_errors_are_counted_and_logged_not_raised(
+    life: Life, caplog: pytest.LogCaptureFixture
+) -> None:
+    """destroy raising at shutdown reaches nobody's code; it is counted and logged."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    assert pool.submit(use, 1).result(WAIT) == 1
+    life.fail_destroy = True
+    with caplog.at_level(logging.WARNING, logger="respool"):
+        pool.shutdown(wait=True)
+    stats = pool.stats()
+    assert (stats.destroy_errors, stats.destroyed, stats.resources) == (2, 2, 0)
+    assert "destroy raised" in caplog.text
+
+
+@pytest.mark.timeout(30)
+def test_check_and_destroy_raising_base_exceptions_are_contained(
+    life: Life, caplog: pytest.LogCaptureFixture
+) -> None:
+    """check or destroy raising a BaseException is counted and logged; the worker lives."""
+    calls = itertools.count()
+
+    def check(res: Owned) -> bool:
+        if next(calls) == 0:
+            raise Abort("check aborted")
+        return True
+
+    def destroy(res: Owned) -> None:
+        life.destroy(res)
+        raise Abort("destroy aborted")
+
+    pool = WorkerPool(life.create, 1, check=check, destroy=destroy)
+    first = pool.submit(lambda r: r.n).result(WAIT)  # start-up resource 0: check aborts
+    second = pool.submit(lambda r: r.n).result(WAIT)  # its replacement passes the check
+    assert (first, second) == (1, 1)
+    pool.shutdown(wait=True)
+    stats = pool.stats()
+    assert (stats.check_failures, stats.destroy_errors, stats.destroyed) == (1, 2, 2)
+    assert (stats.workers, stats.resources) == (0, 0)
+    assert life.errors == []
+
+
+# -- resource health: checks and wear ----------------------------------------------------------
 
 
 def test_broken_resources_are_replaced_and_no_task_is_lost(
@@ -406,8 +552,7 @@ def test_check_raising_counts_as_unviable(pools: list[WorkerPool[Any]]) -> None:
 def test_check_after_skips_checks_on_recently_used_resources(
     life: Life, pools: list[WorkerPool[Any]]
 ) -> None:
-    """check_after=0 checks before every task (the start-up resource too); a long
-    check_after never checks a busy resource."""
+    """check_after=0 checks before every task; a long check_after never checks a busy one."""
     always = WorkerPool(life.lifecycle(), 1)
     pools.append(always)
     for _ in range(5):
@@ -433,6 +578,20 @@ def test_check_after_checks_a_resource_idle_long_enough(
     assert life.checks == 1
 
 
+@pytest.mark.timeout(30)
+def test_a_fresh_resource_idle_longer_than_check_after_is_checked(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """A start-up resource idle longer than check_after is checked before its first task."""
+    pool = WorkerPool(life.lifecycle(), 1, check_after=0.02)
+    pools.append(pool)
+    wait_until(lambda: pool.stats().created == 1)
+    threading.Event().wait(0.1)  # idle time is the thing under test
+    life.made[0].broken = True  # e.g. the server dropped the idle connection
+    assert pool.submit(lambda r: r.n).result(WAIT) == 1  # served by a replacement
+    assert life.checks == 1
+
+
 def test_max_tasks_per_resource_recycles_the_resource_not_the_thread(
     life: Life, pools: list[WorkerPool[Any]]
 ) -> None:
@@ -447,21 +606,14 @@ def test_max_tasks_per_resource_recycles_the_resource_not_the_thread(
     assert (stats.replaced, stats.destroyed, stats.resources) == (2, 2, 1)
 
 
-def test_destroy_errors_are_counted_and_logged_not_raised(
-    life: Life, caplog: pytest.LogCaptureFixture
-) -> None:
-    """destroy raising at shutdown reaches nobody's code; it is counted and logged."""
-    pool = WorkerPool(life.lifecycle(), 2)
-    assert pool.submit(use, 1).result(WAIT) == 1
-    life.fail_destroy = True
-    with caplog.at_level(logging.WARNING, logger="respool"):
-        pool.shutdown(wait=True)
-    stats = pool.stats()
-    assert (stats.destroy_errors, stats.destroyed, stats.resources) == (2, 2, 0)
-    assert "destroy raised" in caplog.text
+# -- create failing ----------------------------------------------------------------------------
 
 
-# -- create failing ------------------------------------------------------------------------
+def test_timeout_defaults_to_thirty_seconds(pools: list[WorkerPool[Any]]) -> None:
+    """As on the free lists, a task never waits forever for a resource by default."""
+    pool = WorkerPool(object, 1)
+    pools.append(pool)
+    assert pool.timeout == 30.0
 
 
 def test_create_failing_then_recovering(
@@ -479,11 +631,28 @@ def test_create_failing_then_recovering(
     assert (stats.create_errors, stats.created, stats.workers) == (3, 1, 1)
 
 
+@pytest.mark.timeout(30)
+def test_failing_create_logs_one_traceback_then_one_line_per_retry(
+    life: Life, pools: list[WorkerPool[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing create logs one traceback, then one line per retry: count and next try."""
+    life.fail_create = 3
+    with caplog.at_level(logging.INFO, logger="respool"):
+        pool = WorkerPool(life.lifecycle(), 1)
+        pools.append(pool)
+        assert pool.submit(use, 1).result(WAIT) == 1
+    records = [r for r in caplog.records if "create failed" in r.getMessage()]
+    assert len(records) == 3, [r.getMessage() for r in records]
+    assert records[0].exc_info is not None
+    assert all(r.exc_info is None for r in records[1:])
+    assert "3 in a row" in records[2].getMessage()
+    assert "next try in" in records[2].getMessage()
+
+
 def test_create_failing_for_good_fails_tasks_after_timeout(
     life: Life, pools: list[WorkerPool[Any]]
 ) -> None:
-    """If create keeps failing, each task fails once it waited `timeout`, with a PoolTimeout
-    chained to the create error; the worker survives and recovers when create does."""
+    """Tasks fail with PoolTimeout chained to the create error; the worker recovers later."""
     life.fail_create_forever = True
     pool = WorkerPool(life.lifecycle(), 1, timeout=0.1)
     pools.append(pool)
@@ -497,6 +666,44 @@ def test_create_failing_for_good_fails_tasks_after_timeout(
     life.fail_create_forever = False
     wait_until(lambda: pool.stats().created == 1)  # at its next retry
     assert pool.submit(use, 42).result(WAIT) == 42
+
+
+@pytest.mark.timeout(30)
+def test_timeout_zero_fails_tasks_at_once_while_create_fails(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """timeout=0 while create fails: a task fails at once, chained to the create error."""
+    life.fail_create_forever = True
+    pool = WorkerPool(life.lifecycle(), 1, timeout=0)
+    pools.append(pool)
+    error = pool.submit(use).exception(WAIT)
+    assert isinstance(error, respool.PoolTimeout) and isinstance(error.__cause__, Boom)
+    assert pool.stats().workers == 1
+
+
+@pytest.mark.timeout(30)
+def test_a_task_is_not_held_by_a_worker_that_cannot_create_while_another_idles(
+    pools: list[WorkerPool[Any]],
+) -> None:
+    """A worker whose create keeps failing leaves tasks to a worker that has a resource."""
+
+    def create() -> object:
+        if threading.current_thread().name.endswith("-1"):
+            raise Boom("this worker cannot connect")
+        return object()
+
+    pool = WorkerPool(create, 2, name="hostage")
+    pools.append(pool)
+    wait_until(lambda: pool.stats().created == 1 and pool.stats().create_errors >= 1)
+    # Submit until worker 1 has taken one (it competes for tasks from its retry loop; a fix
+    # may stop it doing so, hence the bound on how long we try).
+    futures = []
+    deadline = monotonic() + 3.0
+    while not pool._shared.workers[1].holding and monotonic() < deadline and len(futures) < 1000:
+        futures.append(pool.submit(lambda r: None))
+    # Worker 0 is idle and healthy: every task should run, promptly; 5 s is generous.
+    _, not_done = concurrent.futures.wait(futures, timeout=5.0)
+    assert not not_done
 
 
 def test_shutdown_does_not_hang_when_create_keeps_failing(life: Life) -> None:
@@ -515,16 +722,48 @@ def test_shutdown_does_not_hang_when_create_keeps_failing(life: Life) -> None:
     assert_accounts(pool.stats())
 
 
-def test_retry_delay_doubles_to_a_cap_with_jitter() -> None:
-    """Backoff: ~0.05 s doubling to 2 s, each delay jittered within its upper half."""
-    top = [retry_delay(n, lambda a, b: b) for n in range(1, 10)]
-    assert top[:4] == [0.05, 0.1, 0.2, 0.4]
-    assert max(top) == top[-1] == 2.0
-    assert retry_delay(3, lambda a, b: a) == 0.1
-    assert retry_delay(10_000, lambda a, b: b) == 2.0
+@pytest.mark.timeout(60)
+def test_shutdown_does_not_wait_out_the_task_timeout_when_create_keeps_failing(
+    life: Life,
+) -> None:
+    """Shutdown makes one last create attempt, then fails held tasks with PoolClosed."""
+    life.fail_create_forever = True
+    pool = WorkerPool(life.lifecycle(), 1, timeout=40.0)
+    future = pool.submit(use)
+    wait_until(lambda: pool.stats().busy == 1)  # the worker holds it, retrying create
+    done = threading.Event()
+    stopper = threading.Thread(target=shutdown_then_set, args=(pool, done))
+    stopper.start()
+    try:
+        # timeout=None gives up at once with PoolClosed; a finite timeout should not be worse.
+        assert done.wait(WAIT)
+        assert isinstance(future.exception(0), respool.PoolClosed)
+    finally:
+        pool.shutdown(wait=True, cancel_pending=True)  # release the held task
+        stopper.join(WAIT)
 
 
-# -- capacity: block, reject, timeout --------------------------------------------------------
+@pytest.mark.timeout(30)
+def test_unreferenced_pool_fails_queued_work_when_create_keeps_failing(life: Life) -> None:
+    """A forgotten pool whose create always fails ends its workers, settles its futures."""
+    life.fail_create_forever = True
+    pool = WorkerPool(life.lifecycle(), 2)
+    futures = [pool.submit(use, i) for i in range(4)]
+    threads = [w.thread for w in pool._shared.workers]
+    ref = weakref.ref(pool)
+    del pool
+    gc.collect()
+    assert ref() is None
+    for thread in threads:
+        assert thread is not None
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    for future in futures:
+        error = future.exception(0)
+        assert isinstance(error, respool.PoolClosed) and isinstance(error.__cause__, Boom)
+
+
+# -- capacity: block, reject, timeout ----------------------------------------------------------
 
 
 def test_reject_raises_pool_full_when_the_queue_is_full(
@@ -603,13 +842,164 @@ def test_blocked_submitters_get_in_when_room_frees_in_arrival_order(
         thread = threading.Thread(target=submitter, args=(i,))
         thread.start()
         threads.append(thread)
-        wait_until(lambda n=i: len(pool._shared.waiters) == n + 1)
+        wait_until(lambda n=i: pool._shared.admission.waiting == n + 1)
     gate.set()
     for thread in threads:
         thread.join(WAIT)
     for future in futures.values():
         future.result(WAIT)
     assert order == [0, 1, 2, 3]
+
+
+@pytest.mark.timeout(30)
+def test_cancelled_queued_tasks_free_their_max_pending_slot(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """Cancelling a queued task frees its max_pending slot at once."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=2, on_full="reject")
+    pools.append(pool)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    victims = [pool.submit(use, i) for i in range(2)]
+    assert all(v.cancel() for v in victims)
+    try:
+        later = pool.submit(use, "later")
+    finally:
+        gate.set()
+    assert later.result(WAIT) == "later"
+
+
+@pytest.mark.timeout(30)
+def test_max_pending_holds_while_a_worker_takes_a_cancelled_task(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """A worker between taking a cancelled task and settling it frees no extra slot."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=2, on_full="reject")
+    pools.append(pool)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    a = pool.submit(use, "a")
+    b = pool.submit(use, "b")
+    assert a.cancel()
+    c = pool.submit(use, "c")  # a's slot was freed: queue is [a (cancelled), b, c]
+    held = GatedLock(a._condition)  # type: ignore[attr-defined]
+    a._condition = held  # type: ignore[attr-defined]
+    gate.set()  # the worker finishes the blocker and takes a
+    assert held.entered.wait(WAIT)
+    try:
+        with pytest.raises(respool.PoolFull):
+            pool.submit(use, "d")
+        assert pool.stats().queued == 2
+    finally:
+        held.opened.set()
+    assert (b.result(WAIT), c.result(WAIT)) == ("b", "c")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
+def test_interrupted_blocked_submit_leaves_the_line_and_leaks_no_task(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """An interrupt in a submit blocked for room propagates; its task never runs."""
+    assert threading.current_thread() is threading.main_thread()
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=1)
+    pools.append(pool)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    queued = pool.submit(use, 1)
+    ran: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Abort("interrupted")
+
+    def interrupter() -> None:
+        wait_until(lambda: pool._shared.admission.waiting == 1)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        thread = threading.Thread(target=interrupter)
+        thread.start()
+        with pytest.raises(Abort):
+            pool.submit(lambda r: ran.append(2))
+        thread.join(WAIT)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert pool._shared.admission.waiting == 0
+    gate.set()
+    assert queued.result(WAIT) == 1
+    assert pool.submit(use, 3).result(WAIT) == 3
+    pool.shutdown(wait=True)
+    assert ran == []
+    stats = pool.stats()
+    assert (stats.submitted, stats.completed, stats.timeouts) == (3, 3, 0)
+    assert_accounts(stats)
+
+
+@pytest.mark.timeout(30)
+def test_submitter_interrupted_while_shutdown_refuses_it_is_not_counted(
+    life: Life, gate: threading.Event
+) -> None:
+    """An interrupt landing in a blocked submit as shutdown refuses it: no task is counted."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=1)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    pool.submit(use, 1)
+    raised: list[BaseException] = []
+
+    def submitter() -> None:
+        try:
+            pool.submit(use, 2)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=submitter)
+    thread.start()
+    wait_until(lambda: waiting_submitters(pool) == 1)
+    inject(thread, Abort)  # delivered when it wakes: shutdown is what wakes it
+    pool.shutdown(wait=False)
+    thread.join(WAIT)
+    assert len(raised) == 1 and isinstance(raised[0], Abort)
+    gate.set()
+    pool.shutdown(wait=True)
+    stats = pool.stats()
+    assert (stats.submitted, stats.completed, stats.cancelled) == (2, 2, 0), stats
+    assert_accounts(stats)
+
+
+@pytest.mark.timeout(30)
+def test_task_submitting_to_its_own_full_pool_gets_an_error_not_a_deadlock(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """A task submitting into its own full pool gets PoolFull or PoolTimeout."""
+    cases = (("reject", None, respool.PoolFull), ("block", 0.05, respool.PoolTimeout))
+    for on_full, timeout, error in cases:
+        pool = WorkerPool(life.lifecycle(), 1, max_pending=1, on_full=on_full, timeout=timeout)
+        pools.append(pool)
+        running, release = threading.Event(), threading.Event()
+
+        def task(
+            res: Owned,
+            pool: WorkerPool[Any] = pool,
+            running: threading.Event = running,
+            release: threading.Event = release,
+        ) -> str:
+            running.set()
+            assert release.wait(WAIT)  # until the queue is full
+            pool.submit(use)
+            return "submitted"
+
+        outer = pool.submit(task)
+        assert running.wait(WAIT)
+        filler = pool.submit(use, "filler")
+        release.set()
+        with pytest.raises(error):
+            outer.result(WAIT)
+        assert filler.result(WAIT) == "filler"
 
 
 def test_shutdown_releases_blocked_submitters_with_pool_closed(
@@ -632,7 +1022,7 @@ def test_shutdown_releases_blocked_submitters_with_pool_closed(
 
     thread = threading.Thread(target=submitter)
     thread.start()
-    wait_until(lambda: len(pool._shared.waiters) == 1)
+    wait_until(lambda: pool._shared.admission.waiting == 1)
     pool.shutdown(wait=False)
     thread.join(WAIT)
     assert len(outcome) == 1
@@ -715,9 +1105,60 @@ def test_shutdown_from_inside_a_task_does_not_deadlock(
     assert pool.closed
 
 
+@pytest.mark.timeout(90)
+def test_two_tasks_shutting_down_their_own_pool_do_not_deadlock() -> None:
+    """shutdown(wait=True) from inside tasks does not make workers wait for each other."""
+    out = run_script(
+        """
+        import os, threading
+        from respool.worker import WorkerPool
+
+        pool = WorkerPool(object, 2)
+        both = threading.Barrier(2)
+
+        def task(r):
+            both.wait(10)
+            pool.shutdown(wait=True)
+            return "ok"
+
+        futures = [pool.submit(task) for _ in range(2)]
+        try:
+            print([f.result(timeout=10) for f in futures], flush=True)
+        except TimeoutError:
+            print("DEADLOCK", flush=True)
+            os._exit(0)  # the exit hook would join the deadlocked workers forever
+        """
+    )
+    assert out == "['ok', 'ok']", out
+
+
+@pytest.mark.timeout(30)
+def test_shutdown_nowait_then_cancel_pending_cancels_queued_and_held_tasks_promptly(
+    life: Life,
+) -> None:
+    """A later cancel_pending shutdown cancels queued and held tasks at once."""
+    life.fail_create_forever = True
+    pool = WorkerPool(life.lifecycle(), 1, timeout=3600.0)
+    futures = [pool.submit(use, i) for i in range(3)]
+    wait_until(lambda: pool.stats().busy == 1)
+    pool.shutdown(wait=False)
+    with pytest.raises(respool.PoolClosed):
+        pool.submit(use)
+    done = threading.Event()
+    stopper = threading.Thread(target=shutdown_then_set, args=(pool, done, True))
+    stopper.start()
+    assert done.wait(WAIT)
+    stopper.join(WAIT)
+    # Cancelled, or (the held one, if wait=False already gave up on it) failed with PoolClosed.
+    assert all(f.cancelled() or isinstance(f.exception(0), respool.PoolClosed) for f in futures)
+    stats = pool.stats()
+    assert stats.cancelled + stats.failed == 3
+    assert (stats.workers, stats.busy, stats.queued) == (0, 0, 0)
+    assert_accounts(stats)
+
+
 def test_exactly_once_when_shutdown_races_with_submitters(life: Life) -> None:
-    """Many submitters and shutdown(cancel_pending=True) at once: every future handed out
-    completes exactly once (result or cancelled), and no submit that raised leaked one."""
+    """Submitters racing a cancelling shutdown: every future handed out completes once."""
     pool = WorkerPool(life.lifecycle(), 3, max_pending=20)
     callbacks: dict[int, int] = {}
     lock = threading.Lock()
@@ -762,9 +1203,45 @@ def test_exactly_once_when_shutdown_races_with_submitters(life: Life) -> None:
     assert life.errors == []
 
 
+@pytest.mark.timeout(60)
+def test_user_cancels_and_shutdown_race_counts_each_task_once(life: Life) -> None:
+    """Caller cancels racing workers and a cancelling shutdown: each task counted once."""
+    pool = WorkerPool(life.lifecycle(), 3, max_pending=50)
+    lock = threading.Lock()
+    calls: dict[int, int] = {}
+    futures: list[concurrent.futures.Future[Any]] = []
+    user_cancelled = 0
+
+    def count(f: concurrent.futures.Future[Any]) -> None:
+        with lock:
+            calls[id(f)] = calls.get(id(f), 0) + 1
+
+    for i in range(2000):
+        try:
+            f = pool.submit(use, i)
+        except respool.PoolClosed:  # the shutdown thread got there
+            break
+        f.add_done_callback(count)
+        futures.append(f)
+        if i % 3 == 0 and f.cancel():
+            user_cancelled += 1
+        if i == 1500:
+            threading.Thread(
+                target=pool.shutdown, kwargs={"wait": False, "cancel_pending": True}
+            ).start()
+    pool.shutdown(wait=True)
+    assert all(f.done() for f in futures)
+    assert all(calls[id(f)] == 1 for f in futures)
+    stats = pool.stats()
+    assert stats.submitted == len(futures)
+    assert stats.cancelled == sum(f.cancelled() for f in futures) >= user_cancelled
+    assert stats.completed == sum(not f.cancelled() for f in futures)
+    assert_accounts(stats)
+    assert life.errors == []
+
+
 def test_unreferenced_pool_stops_its_workers(life: Life) -> None:
-    """Workers do not keep a forgotten pool alive: it is collected, queued work still
-    runs, and every resource is destroyed in its own thread."""
+    """A forgotten pool is collected; queued work runs, each resource is destroyed."""
     pool = WorkerPool(life.lifecycle(), 2)
     future = pool.submit(use, 5)
     threads = [w.thread for w in pool._shared.workers]
@@ -780,23 +1257,58 @@ def test_unreferenced_pool_stops_its_workers(life: Life) -> None:
     assert len(life.destroyed) == 2 and life.errors == []
 
 
-# -- map -------------------------------------------------------------------------------------
+@pytest.mark.timeout(90)
+def test_exit_hook_does_not_strand_a_blocked_submitter() -> None:
+    """At interpreter exit a submitter waiting for room is refused, never left behind the stops."""
+    out = run_script(
+        """
+        import atexit, threading, time
+        handed, refused = [], []
+
+        def report():  # registered before respool's hook, so it runs after it
+            late.join(5)
+            if refused:
+                print("REFUSED")
+            elif not handed:
+                print("STILL BLOCKED")
+            else:
+                try:
+                    print("RESULT", handed[0].result(timeout=3))
+                except TimeoutError:
+                    print("STRANDED")
+
+        atexit.register(report)
+        from respool.errors import PoolClosed
+        from respool.worker import WorkerPool
+
+        pool = WorkerPool(object, 1, max_pending=2)
+        shared = pool._shared
+        started = threading.Event()
+
+        def blocker(r):
+            started.set()
+            shared.stopping.wait(10)  # set by the exit hook
+
+        pool.submit(blocker)
+        started.wait(10)
+        queued = [pool.submit(lambda r: None) for _ in range(2)]
+
+        def submitter():
+            try:
+                handed.append(pool.submit(lambda r: "late"))
+            except PoolClosed:
+                refused.append(True)
+
+        late = threading.Thread(target=submitter, daemon=True)
+        late.start()
+        while shared.admission.waiting != 1:
+            time.sleep(0.001)
+        """
+    )
+    assert out in ("REFUSED", "RESULT late"), out
 
 
-class Source:
-    """An input iterator counting how many items were pulled."""
-
-    def __init__(self, items: Iterator[int]) -> None:
-        self.items = items
-        self.pulled = 0
-
-    def __iter__(self) -> Iterator[int]:
-        return self
-
-    def __next__(self) -> int:
-        item = next(self.items)
-        self.pulled += 1
-        return item
+# -- map ---------------------------------------------------------------------------------------
 
 
 def test_map_is_lazy_over_an_infinite_iterator(life: Life, pools: list[WorkerPool[Any]]) -> None:
@@ -809,6 +1321,19 @@ def test_map_is_lazy_over_an_infinite_iterator(life: Life, pools: list[WorkerPoo
     assert list(itertools.islice(results, 50)) == list(range(50))
     assert source.pulled <= 50 + 4
     results.close()  # type: ignore[attr-defined]
+
+
+def test_map_never_started_submits_nothing_and_pulls_nothing(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """A map never iterated submits nothing and pulls no input."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    pools.append(pool)
+    source = Source(itertools.count())
+    results = pool.map(use, source)
+    del results
+    gc.collect()
+    assert source.pulled == 0 and pool.stats().submitted == 0
 
 
 def test_map_never_has_more_than_the_window_in_flight(
@@ -886,6 +1411,34 @@ def test_breaking_out_of_map_cancels_the_rest_and_pulls_nothing_more(
     assert pool.stats().cancelled == pulled - 2
 
 
+@pytest.mark.timeout(30)
+def test_map_closed_from_another_thread_cancels_its_window(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """Closing a map from another thread cancels what it had in flight."""
+    pool = WorkerPool(life.lifecycle(), 1, max_pending=4)
+    pools.append(pool)
+    source = Source(itertools.count())
+    ran: list[int] = []
+
+    def task(res: Owned, i: int) -> int:
+        if i == 1:
+            assert gate.wait(WAIT)
+        ran.append(i)
+        return i
+
+    results = pool.map(task, source)
+    assert next(results) == 0
+    pulled = source.pulled
+    closer = threading.Thread(target=results.close)  # type: ignore[attr-defined]
+    closer.start()
+    closer.join(WAIT)
+    gate.set()
+    pool.shutdown(wait=True)
+    assert source.pulled == pulled and ran == [0, 1]
+    assert_accounts(pool.stats())
+
+
 def test_map_error_propagates_and_cancels_the_rest(
     life: Life, pools: list[WorkerPool[Any]]
 ) -> None:
@@ -915,6 +1468,27 @@ def test_map_timeout_bounds_the_whole_iteration(
         list(pool.map(lambda r, _: blocked(None, gate)(r), [1, 2], timeout=0.05))
 
 
+@pytest.mark.timeout(30)
+def test_map_timeout_cancels_the_item_it_was_waiting_for(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """A map that times out cancels the item it was waiting on too, as Executor.map does."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    pools.append(pool)
+    started = threading.Event()
+    blocker = pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    ran: list[int] = []
+    results = pool.map(lambda r, i: ran.append(i), [1, 2], timeout=0.05)
+    with pytest.raises(respool.PoolTimeout):
+        next(results)
+    gate.set()
+    assert blocker.result(WAIT) == "unblocked"
+    pool.shutdown(wait=True)
+    assert ran == []  # neither item had started when map gave up: both must be cancelled
+    assert pool.stats().cancelled == 2
+
+
 def test_map_waits_for_room_instead_of_raising_pool_full(
     life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
 ) -> None:
@@ -926,12 +1500,61 @@ def test_map_waits_for_room_instead_of_raising_pool_full(
     assert started.wait(WAIT)
     other = pool.submit(use, "other")  # the queue is now full
     results = pool.map(use, range(5))
-    opener = threading.Timer(0.05, gate.set)
+
+    def open_once_map_waits() -> None:
+        wait_until(lambda: waiting_submitters(pool) == 1)
+        gate.set()
+
+    opener = threading.Thread(target=open_once_map_waits)
     opener.start()
     assert list(results) == list(range(5))
     assert first.result(WAIT) == "unblocked" and other.result(WAIT) == "other"
     assert pool.stats().rejected == 0
-    opener.join()
+    opener.join(WAIT)
+
+
+# -- fork --------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_pool_in_a_forked_child_refuses_work_clearly() -> None:
+    """In a forked child submit raises PoolClosed saying why; the parent carries on."""
+    life = Life()
+    pool = WorkerPool(life.lifecycle(), 2)
+    assert pool.submit(lambda r: r.n).result(WAIT) in (0, 1)
+
+    def child() -> int:
+        try:
+            pool.submit(lambda r: r.n)
+        except respool.PoolClosed as exc:
+            if "fork" not in str(exc):
+                return 2  # refused without saying why
+        else:
+            return 1  # accepted work it has no worker for
+        pool.shutdown(wait=True)  # harmless: nothing of the parent's is destroyed
+        return 3 if life.destroyed else 0
+
+    assert fork_and_wait(child) == 0
+    assert pool.submit(lambda r: 7).result(WAIT) == 7
+    pool.shutdown()
+    assert len(life.destroyed) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_stats_invariants_hold_in_a_forked_child(life: Life) -> None:
+    """In a forked child the pool reports no workers, no resources, nothing queued."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    try:
+        wait_until(lambda: pool.stats().created == 2)
+
+        def child() -> int:
+            stats = pool.stats()
+            ok = stats.resources <= stats.workers and stats.queued == stats.busy == 0
+            return 0 if ok else 1
+
+        assert fork_and_wait(child) == 0
+    finally:
+        pool.shutdown()
 
 
 # -- configuration -----------------------------------------------------------------------------

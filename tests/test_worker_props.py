@@ -1,22 +1,92 @@
-"""WorkerPool under random workloads, and across os.fork()."""
+"""WorkerPool under random workloads: every task settles once, every resource is accounted for."""
 
 from __future__ import annotations
 
-import os
+import itertools
 import threading
 from concurrent.futures import CancelledError
-from typing import Any
+from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import respool
-from respool.worker import WorkerPool
+from respool.worker import WorkerPool, WorkerStats
 from tests.conftest import Abort, Boom
-from tests.test_worker import WAIT, Life, Owned, assert_accounts
 
 KINDS = ("ok", "raise", "abort", "break", "cancel")
+
+
+@dataclass(eq=False)
+class Owned:
+    """A resource that knows the thread that made it and whether it was destroyed."""
+
+    n: int
+    owner: int = field(default_factory=threading.get_ident)
+    broken: bool = False
+    destroyed: bool = False
+    resets: int = 0
+
+    def touch(self) -> None:
+        assert threading.get_ident() == self.owner, f"{self} touched from another thread"
+        assert not self.destroyed, f"{self} used after destroy"
+
+
+class Life:
+    """A lifecycle recording every resource; a callback touching one from a foreign thread,
+    or after its destroy, is recorded in ``errors``."""
+
+    def __init__(self, *, fail_reset: bool) -> None:
+        self.fail_reset = fail_reset
+        self.made: list[Owned] = []
+        self.destroyed: list[Owned] = []
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+        self.numbers = itertools.count()
+
+    def guard(self, res: Owned) -> None:
+        try:
+            res.touch()
+        except AssertionError as exc:
+            with self.lock:
+                self.errors.append(str(exc))
+            raise
+
+    def create(self) -> Owned:
+        with self.lock:
+            res = Owned(next(self.numbers))
+            self.made.append(res)
+        return res
+
+    def reset(self, res: Owned) -> None:
+        self.guard(res)
+        res.resets += 1
+        if self.fail_reset:
+            raise Boom("cannot clean")
+
+    def check(self, res: Owned) -> bool:
+        self.guard(res)
+        return not res.broken
+
+    def destroy(self, res: Owned) -> None:
+        self.guard(res)
+        res.destroyed = True
+        with self.lock:
+            self.destroyed.append(res)
+
+    def lifecycle(self) -> respool.Lifecycle[Owned]:
+        return respool.Lifecycle(
+            self.create, reset=self.reset, check=self.check, destroy=self.destroy
+        )
+
+
+def assert_accounts(stats: WorkerStats) -> None:
+    """Every accepted task is accounted for exactly once; resources add up."""
+    settled = stats.completed + stats.failed + stats.cancelled
+    assert stats.submitted == settled + stats.queued + stats.busy, stats
+    assert stats.created - stats.destroyed == stats.resources, stats
+    assert stats.busy + stats.idle == stats.workers, stats
 
 
 def run_task(res: Owned, kind: str, i: int) -> int:
@@ -52,9 +122,7 @@ def test_every_task_settles_once_with_its_own_outcome(
     fail_reset: bool,
     drain: bool,
 ) -> None:
-    """Whatever tasks do to their resources, each future settles exactly once with its own
-    outcome, no resource is touched by another thread or after destroy, every resource is
-    destroyed exactly once, and the stats add up."""
+    """Whatever tasks do to their resources, each future settles once; the stats add up."""
     life = Life(fail_reset=fail_reset)
     pool = WorkerPool(
         life.lifecycle(), workers, max_pending=max_pending, max_tasks_per_resource=max_tasks
@@ -109,31 +177,3 @@ def test_every_task_settles_once_with_its_own_outcome(
     aborted = sum(k == "abort" and not f.cancelled() for k, f in zip(kinds, futures, strict=True))
     assert stats.replaced >= aborted
     assert stats.reset_errors == (sum(r.resets for r in life.made) if fail_reset else 0)
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
-def test_pool_in_a_forked_child_refuses_work_clearly() -> None:
-    """The child has none of the worker threads: submit raises PoolClosed saying why, and
-    the parent's pool carries on untouched."""
-    from tests.test_fork import fork_and_report
-
-    life = Life()
-    pool = WorkerPool(life.lifecycle(), 2)
-    assert pool.submit(lambda r: r.n).result(WAIT) in (0, 1)
-
-    def child() -> dict[str, Any]:
-        try:
-            pool.submit(lambda r: r.n)
-        except respool.PoolClosed as exc:
-            refused = str(exc)
-        else:
-            refused = ""
-        pool.shutdown(wait=True)  # harmless: nothing of the parent's is destroyed
-        return {"refused": refused, "destroyed": len(life.destroyed)}
-
-    report = fork_and_report(child)
-    assert "fork" in report["refused"]
-    assert report["destroyed"] == 0
-    assert pool.submit(lambda r: 7).result(WAIT) == 7
-    pool.shutdown()
-    assert len(life.destroyed) == 2

@@ -1,6 +1,6 @@
 """``WorkerPool``: N worker threads, each owning one resource for its whole life.
 
-This is the article's *quick reuse in a static pool*: the expense of making a resource is paid
+This is *quick reuse in a static pool*: the expense of making a resource is paid
 once per worker, before it accepts work, and the resource never changes hands. It closes the
 gaps users hit when they build the same thing from ``ThreadPoolExecutor(initializer=...)`` and
 ``threading.local``:
@@ -9,30 +9,38 @@ gaps users hit when they build the same thing from ``ThreadPoolExecutor(initiali
   thread-affine resources (``sqlite3`` connections) work, and ``destroy`` really runs when the
   worker stops (a ``threading.local`` value is simply dropped: buffers are never flushed);
 * a failed ``create`` is retried with backoff while tasks wait: the worker is never lost, and
-  tasks that wait past ``timeout`` fail with an error chained to the last create error;
+  a task that waits past ``timeout`` (30 s by default) fails with an error chained to the
+  last create error, instead of hanging its caller;
 * the queue is bounded (``max_pending``) with an explicit policy when full (``on_full``);
 * :meth:`WorkerPool.map` is lazy: it pulls input only as results are consumed.
 
 Design
 ------
-*Tasks* travel through one ``queue.SimpleQueue`` (written in C: the cheapest hand-off between
-threads the standard library has). The submit side shares a lock with ``shutdown`` only:
-holding it while checking ``closed`` and putting the task is what makes "a submit either
-raises ``PoolClosed`` or its future completes" hold without any further protocol, and it costs
-one uncontended lock round trip. Workers never take that lock on their hot path.
+This module is a thin threaded shell over two I/O-free cores, which make every decision:
 
-*The bound* is the queue's own length (``SimpleQueue.qsize()``, exact and cheap): submitters
-compare it with ``max_pending`` under the lock, so two of them cannot both take the last slot,
-while workers only ever shrink it. Submitters that must wait queue up in FIFO order; a worker
-that dequeues a task looks at that waiter queue *after* its ``get`` (publish, then look),
-while a submitter registers as a waiter *before* it looks at the length again (Dekker's
-handshake): whichever runs second sees the other, so a freed slot and a waiter never miss each
-other. A worker serves waiters by enqueuing their task for them, so a newcomer can never
-overtake a submitter that is already waiting.
+* :mod:`respool._core.admission` decides who gets into the queue, who waits for room (first
+  come, first served), which queued tasks no longer count (cancelled ones), and who is refused
+  once the pool is closed;
+* :mod:`respool._core.health` decides, for each worker's resource, when to ``check`` it, when it
+  is worn out, and when to try ``create`` again after a failure (the shared backoff).
+
+*Tasks* travel through one ``queue.SimpleQueue`` (written in C: the cheapest hand-off between
+threads the standard library has), each as a tuple of its future and what to run. The future
+is a :class:`~respool._future.WorkItem`, which is also the admission core's ticket, so a submit
+builds two small objects. Admission moves are made under one lock, shared by submitters,
+``shutdown`` and the workers of a bounded pool; tasks are put on the queue only under it, in
+the order the core admits them, so all of them precede the stop markers ``shutdown`` puts
+after closing, and draining workers run them all.
+
+*The bound* (``max_pending``) is the core's count of queued tasks, cancelled ones excepted.
+A worker of a bounded pool reports each task it dequeues to the core under the lock, so the
+count and the cancelled ones change in one move (see :mod:`respool._core.admission`). A
+worker of an unbounded pool reports nothing: there is no bound to keep exact, and its round
+trip does without a lock; the queue's own length then gives the ``queued`` figure.
 
 *Counters* that workers change live in each worker's own :class:`_Worker` record and are
 written by that thread only (single writer: no lost updates, no lock); :meth:`WorkerPool.stats`
-sums them. Counters the submit side changes are kept under the lock.
+sums them. Counters of the submit side are the admission core's, read under the lock.
 
 *Lifetime*: worker threads hold the pool's shared state, never the pool itself, so a pool
 nobody references is collected; its finalizer stops the workers after they drain the queue.
@@ -52,11 +60,11 @@ import atexit
 import itertools
 import logging
 import os
-import random
 import threading
 import weakref
+from _thread import allocate_lock
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from queue import Empty, SimpleQueue
 from time import monotonic
@@ -64,7 +72,10 @@ from types import TracebackType
 from typing import Any, Concatenate, Final, Generic, ParamSpec, Self, TypeVar
 
 from respool import _fork, _validate
-from respool._future import TaskFuture
+from respool._core.admission import ADMITTED, CLOSED, LEFT, Admission, Waiter
+from respool._core.health import CREATE, GIVE_UP, Rules, Supply, Vitals
+from respool._core.policy import discards, reaches_caller
+from respool._future import TaskFuture, WorkItem
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle, coerce
 from respool.stats import WorkerStats
@@ -78,24 +89,29 @@ P = ParamSpec("P")
 log = logging.getLogger("respool")
 
 _ON_FULL: Final = ("block", "reject")
-_CANCELLED_STATES: Final = ("CANCELLED", "CANCELLED_AND_NOTIFIED")
+#: As on the free lists: a task never waits forever for a resource, a submit for room.
+DEFAULT_TIMEOUT: Final = 30.0
 _names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
 
-#: Retry delays after a failed ``create``: the first is about ``_RETRY_BASE`` seconds, each next
-#: one doubles, up to ``_RETRY_CAP``; each is jittered down by up to half, so workers that failed
-#: together (a database restart) do not retry in lockstep.
-_RETRY_BASE: Final = 0.05
-_RETRY_CAP: Final = 2.0
 
-#: What a worker finds in the queue: a task, or ``None`` meaning "stop". A task is a plain tuple
-#: (future, fn, args, kwargs, enqueued at): the cheapest thing to build on the hot path.
-_Task = tuple[TaskFuture[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any], float]
+#: A task's future; it is also the admission core's ticket (see :class:`WorkItem`).
+_Task = WorkItem[Any]
+#: What travels on the queue: the task's future and what to run, or ``None`` meaning "stop".
+#: A plain tuple: the cheapest thing to build on the hot path, unpacked in one step, and
+#: dropped once run, so nothing keeps the arguments alive after that.
+_Item = tuple[_Task, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
-def retry_delay(failures: int, rng: Callable[[float, float], float] = random.uniform) -> float:
-    """Seconds to wait after the *failures*-th consecutive failed ``create`` (1, 2, ...)."""
-    ceiling = min(_RETRY_CAP, _RETRY_BASE * 2 ** min(failures - 1, 30))
-    return rng(ceiling / 2, ceiling)
+class _Parked:
+    """The shell's handle for a submitter waiting for room: the lock it sleeps on (held
+    until the admission core serves or refuses it) and the item to queue once admitted."""
+
+    __slots__ = ("item", "lock")
+
+    def __init__(self, item: _Item) -> None:
+        self.item = item
+        self.lock = allocate_lock()
+        self.lock.acquire()
 
 
 class _Worker:
@@ -141,34 +157,20 @@ class _Worker:
         self.destroy_errors = 0
 
 
-class _Waiter:
-    """A submitter waiting for room in the queue; a worker enqueues its task for it."""
-
-    __slots__ = ("handle", "state", "task")
-
-    WAITING: Final = 0
-    ADMITTED: Final = 1
-    CLOSED: Final = 2
-
-    def __init__(self, task: _Task) -> None:
-        self.task = task
-        self.state = _Waiter.WAITING
-        #: Held until the waiter is served; the submitter sleeps acquiring it.
-        self.handle = threading.Lock()
-        self.handle.acquire()
+def _wake(served: Sequence[Waiter[_Task]]) -> None:
+    """Wake submitters the admission core served or refused."""
+    for waiter in served:
+        parked = waiter.handle
+        assert isinstance(parked, _Parked)
+        parked.lock.release()
 
 
 class _Shared(Generic[T]):
     """Everything the pool's threads share. Workers reference this, never the pool.
 
-    Invariants (under ``lock``, at rest):
-
-    * ``closed`` implies ``waiters`` is empty and no task is put on ``queue`` any more;
-    * ``waiters`` non-empty implies the queue is full (``qsize() >= max_pending``) — a
-      submitter only waits while there is no room, and a worker that frees room serves the
-      first waiter before anyone else can take it;
-    * tasks are put on the queue only under ``lock`` and only while open, so all of them
-      precede the stop markers ``shutdown`` puts after closing: draining workers run them all.
+    Under ``lock``: every move of ``admission`` and every ``queue.put`` of a task (in the
+    order the core admits them). ``queue`` holds items (a task's future and what to run),
+    then, once ``put_stops`` ran, one ``None`` stop marker per worker after all of them.
     """
 
     def __init__(
@@ -178,130 +180,107 @@ class _Shared(Generic[T]):
         workers: int,
         max_pending: int | None,
         timeout: float | None,
-        check_after: float,
-        max_tasks_per_resource: int | None,
+        rules: Rules,
         name: str,
     ) -> None:
         self.lifecycle = lifecycle
         self.name = name
-        self.max_pending = max_pending
         self.timeout = timeout
-        self.check_after = check_after
-        self.max_tasks = max_tasks_per_resource
+        self.rules = rules
 
         self.lock = threading.Lock()
-        self.queue: SimpleQueue[_Task | None] = SimpleQueue()
-        self.waiters: deque[_Waiter] = deque()
-        self.closed = False
-        #: Why submit refuses, once closed.
-        self.closed_reason = "was shut down"
-        #: Set at shutdown: wakes workers sleeping between create attempts.
+        self.queue: SimpleQueue[_Item | None] = SimpleQueue()
+        self.admission: Admission[_Task] = Admission(name=name, max_pending=max_pending)
+        #: Workers report every take to the admission core (see ``_Runner.run``).
+        self.bounded = max_pending is not None
+        #: The hook a task's future calls when cancelled (bound once, not per task): only a
+        #: bounded queue has a slot to free.
+        self.on_cancel = self.task_cancelled if self.bounded else None
+        #: Set when the stop markers are put: wakes workers sleeping between create attempts.
         self.stopping = threading.Event()
         #: Set by ``shutdown(cancel_pending=True)``: held tasks are cancelled, not run.
         self.cancel_pending = False
         self.cancelling = threading.Event()
         #: Pops once: whoever pops it puts the stop markers (lock-free, so a finalizer can).
         self.stop_token = [True]
+        #: Stop markers put (to tell them from tasks in the queue's length).
         self.stops_put = 0
-
-        #: Tasks still in the queue whose future was cancelled (bounded pools only): they will
-        #: never run, so they do not count against ``max_pending``. Under ``lock``.
-        self.ghosts = 0
-
-        # Submit-side counters, changed under ``lock``.
-        self.submitted = 0
-        self.rejected = 0
-        self.timeouts = 0
-        #: Queued tasks cancelled by ``shutdown(cancel_pending=True)``.
-        self.drained = 0
 
         self.workers = [_Worker() for _ in range(workers)]
 
-    # -- admission (all under ``lock``) -------------------------------------------------------
+    # -- admission moves the shell performs -----------------------------------------------------
 
-    def room(self) -> bool:
-        """Is there room for one more queued task? (Cancelled ones take none.)"""
-        return self.max_pending is None or self.queue.qsize() - self.ghosts < self.max_pending
+    def admit(self, served: Sequence[Waiter[_Task]]) -> None:
+        """Put the tasks of submitters the core just admitted on the queue (under ``lock``)."""
+        put = self.queue.put
+        for waiter in served:
+            parked = waiter.handle
+            assert isinstance(parked, _Parked)
+            put(parked.item)
 
-    def ghost_appeared(self, future: TaskFuture[Any]) -> None:
-        """``on_cancel`` of a queued task's future (bounded pools): its slot is free now.
+    def task_cancelled(self, future: TaskFuture[Any]) -> None:
+        """``on_cancel`` of every task: a cancelled queued task frees its slot at once.
 
         Runs under the future's condition; the lock order is always future, then pool.
         """
+        assert isinstance(future, WorkItem)
         with self.lock:
-            self.ghosts += 1
-            self.serve_waiters()
-
-    def unqueued(self, future: TaskFuture[Any]) -> None:
-        """A task left the queue (taken by a worker or drained): it is no longer a ghost."""
-        with future._condition:
-            future.on_cancel = None
-            ghost = future._state in _CANCELLED_STATES
-        if ghost:
-            with self.lock:
-                self.ghosts -= 1
-
-    def serve_waiters(self) -> None:
-        """Enqueue waiting submitters' tasks, first come first served, while there is room."""
-        waiters = self.waiters
-        while waiters and self.room():
-            waiter = waiters.popleft()
-            self.queue.put(waiter.task)
-            self.submitted += 1
-            waiter.state = _Waiter.ADMITTED
-            waiter.handle.release()
+            served = self.admission.cancelled(future)
+            self.admit(served)
+        _wake(served)
 
     def close(self, reason: str) -> None:
         """Refuse new work from now on; waiting submitters get ``PoolClosed``."""
-        if not self.closed:
-            self.closed = True
-            self.closed_reason = reason
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            waiter.state = _Waiter.CLOSED
-            waiter.handle.release()
+        with self.lock:
+            refused = self.admission.close(reason)
+        _wake(refused)
 
-    # -- stopping (no lock needed) ------------------------------------------------------------
+    # -- stopping -------------------------------------------------------------------------------
 
     def put_stops(self) -> None:
         """Put one stop marker per worker after every accepted task (once, from anywhere).
 
         Lock-free on purpose: the garbage collector may run the pool's finalizer in any
-        thread, even one that holds ``lock``.
+        thread, even one that holds ``lock``. (An unreferenced pool has no submitter left to
+        refuse; ``shutdown`` closes the admission core before it gets here.)
         """
         try:
             self.stop_token.pop()
         except IndexError:
             return
-        self.closed = True
         self.stopping.set()
         for _ in self.workers:
             self.queue.put(None)
         self.stops_put = len(self.workers)
 
-    def drain(self) -> int:
-        """Cancel every queued task; return how many. Stop markers found are put back."""
-        cancelled = stops = 0
+    def cancel_queued(self) -> None:
+        """Cancel every task still queued (``shutdown(cancel_pending=True)``); stop markers
+        found are put back."""
+        tasks: list[_Task] = []
+        stops = 0
         while True:
             try:
-                task = self.queue.get_nowait()
+                item = self.queue.get_nowait()
             except Empty:
                 break
-            if task is None:
+            if item is None:
                 stops += 1
-                continue
-            future = task[0]
-            if self.max_pending is not None:
-                self.unqueued(future)
-            try:
-                future.cancel()
-                future.set_running_or_notify_cancel()  # wakes wait() and as_completed()
-            except BaseException:  # a done callback's: it must not stop the shutdown
-                log.exception("pool %r: a done callback raised", self.name)
-            cancelled += 1
+            else:
+                tasks.append(item[0])
+            del item
         for _ in range(stops):
             self.queue.put(None)
-        return cancelled
+        with self.lock:
+            for task in tasks:
+                self.admit(self.admission.purge(task))  # closed: it admits nobody
+        for task in tasks:
+            try:
+                task.cancel()
+                task.set_running_or_notify_cancel()  # wakes wait() and as_completed()
+            except BaseException as exc:  # a done callback's: it must not stop the shutdown
+                if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
+                    raise
+                log.exception("pool %r: a done callback raised", self.name)
 
     def join(self) -> None:
         """Wait for every worker thread to end.
@@ -322,15 +301,12 @@ class _Shared(Generic[T]):
         return any(worker.has for worker in self.workers if worker is not me)
 
     def shutdown(self, wait: bool, cancel_pending: bool) -> None:
-        with self.lock:
-            self.close("was shut down")
-            if cancel_pending:
-                self.cancel_pending = True
+        self.close("was shut down")
         if cancel_pending:
-            self.cancelling.set()
-            drained = self.drain()
             with self.lock:
-                self.drained += drained
+                self.cancel_pending = True
+            self.cancelling.set()
+            self.cancel_queued()
         self.put_stops()
         if wait:
             self.join()
@@ -374,75 +350,84 @@ def _shutdown_all_at_exit() -> None:
 class _Runner(Generic[T]):
     """The loop of one worker thread and the one resource it owns.
 
-    The resource is created, checked, reset and destroyed only here, in this thread. A
-    worker never dies of a callback's failure: every one of them is caught, counted, logged,
-    and answered by replacing the resource (or by failing the one task concerned).
+    The resource is created, checked, reset and destroyed only here, in this thread; when to
+    do which is the health core's answer (``rules`` for the resource, ``supply`` for
+    creating one). A worker never dies of a callback's failure: every one of them is caught,
+    counted, logged, and answered by replacing the resource (or by failing the one task
+    concerned), as the callback policy says for a pool's own thread.
     """
 
     def __init__(self, shared: _Shared[T], me: _Worker) -> None:
         self.shared = shared
         self.me = me
+        self.rules = shared.rules
+        self.supply = Supply()
         self.resource: T | None = None
-        self.have = False
-        #: Just created, never used: ``check`` is skipped (a check that always fails must not
-        #: make the worker spin creating resources).
-        self.fresh = False
+        #: The resource's health record; None while the worker has no resource.
+        self.vitals: Vitals | None = None
         self.check = shared.lifecycle.check
-        #: Anything to do after a task (reset, recycling, idle clock)?
+        #: Anything to decide after a task (reset, wear, idle clock for checks)? If not, the
+        #: hot path skips the health bookkeeping altogether.
         self.cleanup = bool(
-            shared.lifecycle.reset is not None or shared.max_tasks is not None or shared.check_after
+            shared.lifecycle.reset is not None or self.rules.wears or self.check is not None
         )
-        self.uses = 0
-        self.idle_since = 0.0
-        self.failures = 0
-        self.retry_at = 0.0
-        #: Made its one last create attempt since the shutdown began.
-        self.tried_at_stop = False
-        self.last_error: BaseException | None = None
 
     def run(self) -> None:
         shared = self.shared
         me = self.me
         get = shared.queue.get
-        waiters = shared.waiters
+        lock = shared.lock
+        taken = shared.admission.taken
+        admit = shared.admit
         check = self.check
-        bounded = shared.max_pending is not None
+        supply = self.supply
+        bounded = shared.bounded
         try:
             while True:
-                if self.have:
-                    task = get()
+                if self.vitals is not None:
+                    item = get()
                 elif shared.stopping.is_set():
                     # No eager create now: a resource made only to be destroyed is waste. A
                     # task still queued makes one itself (wait_for_resource).
-                    task = get()
-                elif monotonic() >= self.retry_at and self.create(for_task=False):
+                    item = get()
+                elif supply.due(monotonic()) and self.create(trusted=False):
                     continue
                 elif shared.anyone_else_has(me):
                     # Between create attempts, while another worker can run tasks: leave
                     # them to it rather than hold one hostage to this worker's retries.
-                    shared.stopping.wait(max(0.0, self.retry_at - monotonic()))
+                    shared.stopping.wait(max(0.0, supply.retry_at() - monotonic()))
                     continue
                 else:
                     # No worker can run anything: take a task to hold (it fails past its
                     # timeout if create keeps failing), or retry when due.
                     try:
-                        task = get(timeout=max(0.0, self.retry_at - monotonic()))
+                        item = get(timeout=max(0.0, supply.retry_at() - monotonic()))
                     except Empty:
                         continue
-                if task is None:
+                if item is None:
                     me.stopped = True
                     break
-                me.holding = True
                 if bounded:
-                    shared.unqueued(task[0])
-                if waiters:
-                    with shared.lock:
-                        shared.serve_waiters()
-                if (self.have and (check is None or self.fresh)) or self.prepare(task):
-                    self.execute(*task)
-                del task
+                    # The bound must stay exact: report the take at once, under the lock.
+                    with lock:
+                        served = taken(item[0])
+                        me.holding = True
+                        if served:
+                            admit(served)
+                    if served:
+                        _wake(served)
+                else:
+                    # Nothing to keep exact: the take goes unreported (the queue's length is
+                    # the count), and the round trip does without a lock.
+                    me.holding = True
+                vitals = self.vitals
+                if (vitals is not None and (check is None or vitals.trusted)) or self.prepare(
+                    item[0]
+                ):
+                    self.execute(item)
+                del item
         finally:
-            if self.have:
+            if self.vitals is not None:
                 self.discard(replace=False)
             me.holding = False
             me.alive = False
@@ -451,20 +436,13 @@ class _Runner(Generic[T]):
         """Obtain a viable resource for *task*: False if the task was settled without one
         (cancelled, or failed because none could be made in time)."""
         while True:
-            if not self.have and not self.wait_for_resource(task):
+            if self.vitals is None and not self.wait_for_resource(task):
                 self.me.holding = False
                 return False
-            if self.check is None or self.fresh or self.viable():
+            if self.check is None or self.viable():
                 return True
 
-    def execute(
-        self,
-        future: Future[Any],
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        _since: float,
-    ) -> None:
+    def execute(self, item: _Item) -> None:
         """Run one task on this worker's resource and settle its future.
 
         The counters and ``holding`` change *before* the future is settled, so that a caller
@@ -473,34 +451,36 @@ class _Runner(Generic[T]):
         the interpreter lock, and every bytecode run here after waking it delays it.
         """
         me = self.me
-        if not future.set_running_or_notify_cancel():
+        task, fn, args, kwargs = item
+        if not task.set_running_or_notify_cancel():
             me.cancelled += 1
             me.holding = False
             return
-        self.fresh = False
-        self.uses += 1
+        if self.cleanup:
+            self.rules.before_use(self.vitals)  # type: ignore[arg-type]
         try:
             result = fn(self.resource, *args, **kwargs)
-        except Exception as exc:
-            me.failed += 1
-            me.holding = False
-            self.settle(future.set_exception, exc)
-            del exc
         except BaseException as exc:
-            # Abort means discard: the task was cut short, so its resource may be half-way
-            # through something; it never serves another task. The worker itself carries on.
             me.failed += 1
             me.holding = False
-            self.settle(future.set_exception, exc)
+            del fn, args, kwargs
+            self.settle(task.set_exception, exc)
+            if discards(type(exc)):
+                # Abort means discard: the task was cut short, so its resource may be half-way
+                # through something; it never serves another task. The worker carries on.
+                del exc
+                self.discard(replace=True)
+                return
             del exc
-            self.discard(replace=True)
-            return
         else:
             me.completed += 1
             me.holding = False
+            del fn, args, kwargs
             try:
-                future.set_result(result)
-            except BaseException:  # from a done callback: the worker must survive it
+                task.set_result(result)
+            except BaseException as exc:  # from a done callback: the worker must survive it
+                if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
+                    raise
                 log.exception("pool %r: a done callback raised", self.shared.name)
             del result
         if self.cleanup:
@@ -510,131 +490,144 @@ class _Runner(Generic[T]):
         """Settle a future; a done callback's error is logged, never lets the worker die."""
         try:
             setter(value)
-        except BaseException:
+        except BaseException as exc:
+            if reaches_caller(exc, in_caller=False):  # pragma: no cover - never on a worker
+                raise
             log.exception("pool %r: a done callback raised", self.shared.name)
 
     def after_task(self) -> None:
-        """``reset``, then recycle the resource if it served its quota."""
+        """``reset``, then retire the resource if the health rules say it is worn out."""
         shared = self.shared
         reset = shared.lifecycle.reset
         if reset is not None:
             try:
                 reset(self.resource)  # type: ignore[arg-type]
-            except BaseException:
+            except BaseException as exc:
+                if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
+                    raise
                 self.me.reset_errors += 1
                 log.warning(
                     "pool %r: reset raised; destroying the resource", shared.name, exc_info=True
                 )
                 self.discard(replace=True)
                 return
-        if shared.max_tasks is not None and self.uses >= shared.max_tasks:
+        vitals = self.vitals
+        assert vitals is not None
+        if self.rules.after_use(vitals, monotonic()) is not None:
             self.discard(replace=True)
-            return
-        if shared.check_after:
-            self.idle_since = monotonic()
 
     def viable(self) -> bool:
-        """Run ``check`` if the resource has been idle long enough; on failure destroy it."""
+        """Run ``check`` if the health rules ask for it now; on failure destroy the resource."""
         shared = self.shared
-        if shared.check_after and monotonic() - self.idle_since < shared.check_after:
+        vitals = self.vitals
+        assert vitals is not None
+        assert self.check is not None
+        now = monotonic()
+        if not self.rules.check_before_use(vitals, now):
             return True
-        check = shared.lifecycle.check
-        assert check is not None
         try:
-            ok = bool(check(self.resource))  # type: ignore[arg-type]
-        except BaseException:
+            ok = bool(self.check(self.resource))  # type: ignore[arg-type]
+        except BaseException as exc:
+            if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
+                raise
             log.warning("pool %r: check raised; replacing the resource", shared.name, exc_info=True)
             ok = False
-        if not ok:
+        if ok:
+            self.rules.passed_check(vitals, now)
+        else:
             self.me.check_failures += 1
             self.discard(replace=True)
         return ok
 
-    def create(self, *, for_task: bool) -> bool:
+    def create(self, *, trusted: bool) -> bool:
         """One attempt at making this worker's resource.
 
-        A resource made *for_task* (for the task in hand) is used without a check: a check
-        that always fails must not make the worker spin. One made ahead, at start-up or after
-        a replacement, may sit idle for long, so it is checked like any other (subject to
-        ``check_after``, counted from its creation).
+        A resource made for the task in hand is *trusted*: used without a check, since a
+        check that always fails must not make the worker spin. One made ahead, at start-up or
+        after a replacement, may sit idle for long, so it is checked like any other (subject
+        to ``check_after``, counted from its creation).
+
+        A failure is logged with its traceback when it starts a streak; later ones in one
+        line each (one per backoff step), so a ``create`` that keeps failing cannot flood the
+        log.
         """
         shared = self.shared
         try:
             resource = shared.lifecycle.create()
         except BaseException as exc:
+            if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
+                raise
             self.me.create_errors += 1
-            self.failures += 1
-            self.last_error = exc
-            delay = retry_delay(self.failures)
-            self.retry_at = monotonic() + delay
-            log.warning(
-                "pool %r: create failed (%d in a row); retrying in %.2f s",
-                shared.name,
-                self.failures,
-                delay,
-                exc_info=True,
-            )
+            retry = self.supply.failed(monotonic(), exc)
+            if retry.first:
+                log.warning(
+                    "pool %r: create failed (%d in a row); next try in %.2f s",
+                    shared.name,
+                    retry.failures,
+                    retry.delay,
+                    exc_info=True,
+                )
+            else:
+                log.warning(
+                    "pool %r: create failed (%d in a row: %r); next try in %.2f s",
+                    shared.name,
+                    retry.failures,
+                    exc,
+                    retry.delay,
+                )
             return False
         self.resource = resource
-        self.have = True
-        self.fresh = for_task
-        self.uses = 0
-        self.failures = 0
-        self.last_error = None
+        self.vitals = self.rules.born(monotonic(), trusted=trusted)
+        self.supply.succeeded()
         self.me.created += 1
         self.me.has = True
-        self.idle_since = monotonic()
         return True
 
     def wait_for_resource(self, task: _Task) -> bool:
         """Retry ``create`` for *task* until it succeeds (True) or the task must give up: its
         ``timeout`` passed, or the pool is stopping (False: the future is settled)."""
         shared = self.shared
-        future = task[0]
-        deadline = None if shared.timeout is None else task[4] + shared.timeout
+        deadline = None if shared.timeout is None else task.since + shared.timeout
         while True:
-            if shared.cancel_pending or future.cancelled():
-                future.cancel()
+            if shared.cancel_pending or task.cancelled():
+                task.cancel()
                 self.me.cancelled += 1
                 self.me.holding = False
-                future.set_running_or_notify_cancel()  # wakes wait() and as_completed()
+                task.set_running_or_notify_cancel()  # wakes wait() and as_completed()
                 return False
-            now = monotonic()
             stopping = shared.stopping.is_set()
-            # Shutting down: one last attempt now, then give up, whatever the timeout (a
-            # shutdown must not wait out a long timeout for a create that keeps failing).
-            last_chance = stopping and not self.tried_at_stop
-            if now >= self.retry_at or last_chance:
-                self.tried_at_stop = stopping
-                if self.create(for_task=True):
+            step, until = self.supply.next_step(monotonic(), deadline, stopping=stopping)
+            if step == CREATE:
+                if self.create(trusted=True):
                     return True
-            if stopping or (deadline is not None and now >= deadline):
-                self.fail_unserved(future, stopping)
+                continue
+            if step == GIVE_UP:
+                self.fail_unserved(task, stopping)
                 return False
-            until = self.retry_at if deadline is None else min(self.retry_at, deadline)
             # Sleep, but wake for what changes the plan: the shutdown, then a cancel_pending.
             wake = shared.cancelling if stopping else shared.stopping
             wake.wait(max(0.0, until - monotonic()))
 
-    def fail_unserved(self, future: Future[Any], stopping: bool) -> None:
+    def fail_unserved(self, task: _Task, stopping: bool) -> None:
         """Settle a task no resource could be made for, chaining the last create error."""
         shared = self.shared
+        last = self.supply.last_error
         error: Exception
         if stopping:
             error = PoolClosed(
                 f"pool {shared.name!r} shut down before a resource could be created for this"
-                f" task (last create error: {self.last_error!r})"
+                f" task (last create error: {last!r})"
             )
         else:
             error = PoolTimeout(
                 f"pool {shared.name!r}: no resource for this task within {shared.timeout} s;"
-                f" creating one keeps failing (last error: {self.last_error!r})"
+                f" creating one keeps failing (last error: {last!r})"
             )
-        error.__cause__ = self.last_error
-        if future.set_running_or_notify_cancel():
+        error.__cause__ = last
+        if task.set_running_or_notify_cancel():
             self.me.failed += 1
             self.me.holding = False
-            self.settle(future.set_exception, error)
+            self.settle(task.set_exception, error)
         else:
             self.me.cancelled += 1
 
@@ -642,9 +635,8 @@ class _Runner(Generic[T]):
         """Destroy the resource (in this thread); errors are counted and logged."""
         resource = self.resource
         self.resource = None
-        self.have = False
+        self.vitals = None
         self.me.has = False
-        self.retry_at = 0.0
         self.me.destroyed += 1
         if replace:
             self.me.replaced += 1
@@ -653,7 +645,9 @@ class _Runner(Generic[T]):
             return
         try:
             destroy(resource)  # type: ignore[arg-type]
-        except BaseException:
+        except BaseException as exc:
+            if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
+                raise
             self.me.destroy_errors += 1
             log.warning("pool %r: destroy raised", self.shared.name, exc_info=True)
 
@@ -683,7 +677,8 @@ class WorkerPool(Generic[T]):
       are served strictly in arrival order.
     * ``timeout`` — seconds a blocked submit waits for room, and that a queued task waits for
       its worker's resource while ``create`` keeps failing (then its future gets
-      ``PoolTimeout`` chained to the create error). ``None`` (default): forever; ``0``: never.
+      ``PoolTimeout`` chained to the last create error). Default 30, as on the free lists;
+      ``None``: forever; ``0``: never.
     * ``check_after`` — run ``check`` only on a resource idle at least this long (default 0:
       before every task). A resource created for the task in hand is not checked (a check
       that always fails must not spin); one made ahead of time is, idle time counting from
@@ -700,7 +695,7 @@ class WorkerPool(Generic[T]):
         *,
         max_pending: int | None = None,
         on_full: str = "block",
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
         reset: Callable[[T], object] | None = None,
         check: Callable[[T], object] | None = None,
         destroy: Callable[[T], object] | None = None,
@@ -730,13 +725,10 @@ class WorkerPool(Generic[T]):
             workers=self.workers,
             max_pending=self.max_pending,
             timeout=self.timeout,
-            check_after=self.check_after,
-            max_tasks_per_resource=self.max_tasks_per_resource,
+            rules=Rules(check_after=self.check_after, max_uses=self.max_tasks_per_resource),
             name=self.name,
         )
         self._shared = shared
-        self._bounded = self.max_pending is not None
-        self._stamp = self.timeout is not None  # tasks need their enqueue time
         with _live_lock:
             _live.add(shared)
         weakref.finalize(self, shared.abandon).atexit = False
@@ -768,66 +760,67 @@ class WorkerPool(Generic[T]):
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        future: TaskFuture[R] = TaskFuture()
         shared = self._shared
-        if self._bounded:
-            future.on_cancel = shared.ghost_appeared
-        task: _Task = (future, fn, args, kwargs, monotonic() if self._stamp else 0.0)
+        task: _Task = WorkItem(monotonic(), shared.on_cancel)
+        item = (task, fn, args, kwargs)
         with shared.lock:
-            if not (shared.closed or shared.waiters) and (not self._bounded or shared.room()):
-                shared.queue.put(task)
-                shared.submitted += 1
-                return future
-        self._submit_slow(task, self._reject, self.timeout)
-        return future
+            if shared.admission.submit_nowait(task):
+                shared.queue.put(item)
+                return task
+        self._submit_slow(item, self._reject, self.timeout)
+        return task
 
-    def _submit_slow(self, task: _Task, reject: bool, timeout: float | None) -> None:
-        """The queue is full (or someone waits, or the pool is closed): reject or wait."""
+    def _submit_slow(self, item: _Item, reject: bool, timeout: float | None) -> None:
+        """No room (or someone waits ahead, or the pool is closed): reject or wait.
+
+        A waiting submitter blocks on a lock of its own, released by whichever move admits
+        or refuses it. Interrupted while waiting (an asynchronous exception, Ctrl-C), it
+        leaves the line; a task admitted meanwhile is cancelled, since its future never
+        reaches the caller, and one refused meanwhile was never queued: neither is lost nor
+        counted twice.
+        """
         shared = self._shared
+        admission = shared.admission
+        task = item[0]
         with shared.lock:
-            if shared.closed:
-                raise PoolClosed(f"pool {self.name!r} {shared.closed_reason}")
-            if not shared.waiters and shared.room():
-                shared.queue.put(task)
-                shared.submitted += 1
+            if admission.submit_nowait(task):  # raises PoolClosed
+                shared.queue.put(item)
                 return
             if reject:
-                shared.rejected += 1
+                admission.reject()
                 raise PoolFull(
                     f"pool {self.name!r} has {self.max_pending} tasks queued (max_pending)"
                 )
             if timeout is not None and timeout <= 0:
-                shared.timeouts += 1
+                admission.reject(timed_out=True)
                 raise PoolTimeout(f"pool {self.name!r} has no room in its queue and may not wait")
-            waiter = _Waiter(task)
-            shared.waiters.append(waiter)
-            shared.serve_waiters()  # published, now look: a slot may have freed meanwhile
-            if waiter.state == _Waiter.ADMITTED:
+            parked = _Parked(item)
+            waiter = admission.wait(task, parked, monotonic())
+            if waiter.state == ADMITTED:
+                shared.queue.put(item)
                 return
+        woken = False
         try:
             if timeout is None:
-                waiter.handle.acquire()
+                woken = parked.lock.acquire()
             else:
-                waiter.handle.acquire(timeout=min(timeout, threading.TIMEOUT_MAX))
-        except BaseException:
-            # Interrupted: leave the line; a task admitted meanwhile is cancelled, since its
-            # future never reaches the caller.
-            with shared.lock:
-                queued = waiter.state != _Waiter.WAITING
-                if not queued:
-                    shared.waiters.remove(waiter)
-            future = task[0]
-            if not queued:
-                future.on_cancel = None  # never reached the queue: not a ghost in it
-            future.cancel()
+                woken = parked.lock.acquire(timeout=min(timeout, threading.TIMEOUT_MAX))
+            if not woken:
+                with shared.lock:
+                    state = admission.withdraw(waiter, timed_out=True)
+                if state == LEFT:
+                    raise PoolTimeout(f"no room in pool {self.name!r}'s queue before the deadline")
+        except PoolTimeout:
+            task.cancel()  # refused: it was never queued, so nothing is counted
             raise
-        with shared.lock:
-            if waiter.state == _Waiter.WAITING:  # the deadline passed first
-                shared.waiters.remove(waiter)
-                shared.timeouts += 1
-                raise PoolTimeout(f"no room in pool {self.name!r}'s queue before the deadline")
-        if waiter.state == _Waiter.CLOSED:
-            raise PoolClosed(f"pool {self.name!r} {shared.closed_reason} while waiting")
+        except BaseException:
+            with shared.lock:
+                admission.withdraw(waiter, timed_out=False)
+            task.cancel()  # a queued one becomes a ghost (cancelled); a refused one is no-one's
+            raise
+        if waiter.state == CLOSED:
+            task.cancel()
+            raise PoolClosed(f"pool {self.name!r} {admission.closed_reason} while waiting")
 
     def map(
         self, fn: Callable[..., R], *iterables: Iterable[Any], timeout: float | None = None
@@ -856,7 +849,8 @@ class WorkerPool(Generic[T]):
         window: int,
         deadline: float | None,
     ) -> Iterator[R]:
-        pending: deque[TaskFuture[R]] = deque()
+        pending: deque[_Task] = deque()
+        on_cancel = self._shared.on_cancel
         try:
             exhausted = False
             while True:
@@ -866,31 +860,28 @@ class WorkerPool(Generic[T]):
                     except StopIteration:
                         exhausted = True
                         break
-                    future: TaskFuture[R] = TaskFuture()
-                    if self._bounded:
-                        future.on_cancel = self._shared.ghost_appeared
-                    stamp = monotonic() if self._stamp else 0.0
-                    self._submit_slow((future, fn, args, {}, stamp), False, _left(deadline))
-                    pending.append(future)
+                    task: _Task = WorkItem(monotonic(), on_cancel)
+                    self._submit_slow((task, fn, args, {}), False, _left(deadline))
+                    pending.append(task)
                 if not pending:
                     return
-                future = pending.popleft()
+                task = pending.popleft()
                 try:
-                    result = future.result(_left(deadline))
+                    result: R = task.result(_left(deadline))
                 except TimeoutError:
-                    if not future.done():
-                        future.cancel()  # as Executor.map: what has not started never will
+                    if not task.done():
+                        task.cancel()  # as Executor.map: what has not started never will
                         raise PoolTimeout(
                             f"map on pool {self.name!r} ran past its timeout"
                         ) from None
                     # Finished meanwhile, or the task itself raised TimeoutError.
-                    result = future.result()
-                del future
+                    result = task.result()
+                del task
                 yield result
                 del result
         finally:
-            for future in pending:
-                future.cancel()
+            for task in pending:
+                task.cancel()
 
     # -- stopping -------------------------------------------------------------------------------
 
@@ -909,7 +900,7 @@ class WorkerPool(Generic[T]):
     @property
     def closed(self) -> bool:
         """True once :meth:`shutdown` has been called."""
-        return self._shared.closed
+        return self._shared.admission.closed
 
     def __enter__(self) -> Self:
         return self
@@ -923,8 +914,7 @@ class WorkerPool(Generic[T]):
         self.shutdown(wait=True)
 
     def __repr__(self) -> str:
-        shared = self._shared
-        state = "closed" if shared.closed else f"workers={self.workers}"
+        state = "closed" if self.closed else f"workers={self.workers}"
         return f"<WorkerPool {self.name!r} {state}>"
 
     # -- figures --------------------------------------------------------------------------------
@@ -933,15 +923,18 @@ class WorkerPool(Generic[T]):
         """A snapshot of the pool's counts (see :class:`WorkerStats` for its invariants)."""
         shared = self._shared
         with shared.lock:
-            submitted = shared.submitted
-            rejected = shared.rejected
-            timeouts = shared.timeouts
-            drained = shared.drained
-            ghosts = shared.ghosts
-            # Stop markers still queued are not tasks: those not yet taken by a worker.
-            exited = sum(1 for w in shared.workers if w.stopped)
-            stops = max(0, shared.stops_put - exited)
-            queued = max(0, shared.queue.qsize() - stops - ghosts)
+            admission = shared.admission
+            submitted = admission.admitted
+            rejected = admission.rejected
+            timeouts = admission.timeouts
+            purged = admission.purged
+            ghosts = admission.ghosts
+            if shared.bounded:
+                queued = admission.live
+            else:  # takes go unreported: count what the queue holds, stop markers aside
+                exited = sum(1 for w in shared.workers if w.stopped)
+                stops = max(0, shared.stops_put - exited)
+                queued = max(0, shared.queue.qsize() - stops)
         ws = shared.workers
         alive = sum(1 for w in ws if w.alive)
         busy = sum(1 for w in ws if w.holding)
@@ -956,7 +949,7 @@ class WorkerPool(Generic[T]):
             submitted=submitted,
             completed=sum(w.completed for w in ws),
             failed=sum(w.failed for w in ws),
-            cancelled=drained + ghosts + sum(w.cancelled for w in ws),
+            cancelled=purged + ghosts + sum(w.cancelled for w in ws),
             rejected=rejected,
             timeouts=timeouts,
             resources=created - destroyed,
@@ -974,24 +967,22 @@ class WorkerPool(Generic[T]):
         shared = self._shared
         shared.lock = threading.Lock()
         shared.queue = SimpleQueue()
-        shared.waiters = deque()
         shared.stop_token = []
         shared.stops_put = 0
         shared.stopping = threading.Event()
         shared.cancelling = threading.Event()
-        shared.closed = True
-        shared.closed_reason = (
+        # The parent's tasks and resources are not the child's: start the counts afresh, so
+        # the stats invariants hold here too (no workers, no resources, nothing queued).
+        admission: Admission[_Task] = Admission(name=shared.name, max_pending=self.max_pending)
+        admission.close(
             "was inherited through os.fork(): its worker threads exist only in the parent;"
             " create a new WorkerPool in the child"
         )
-        # The parent's tasks and resources are not the child's: start the counts afresh, so
-        # the stats invariants hold here too (no workers, no resources, nothing queued).
+        shared.admission = admission
         dead = [_Worker() for _ in shared.workers]
         for worker in dead:
             worker.alive = False
         shared.workers = dead
-        shared.ghosts = shared.submitted = shared.rejected = shared.timeouts = 0
-        shared.drained = 0
 
 
 def _left(deadline: float | None) -> float | None:

@@ -22,6 +22,11 @@ instant a worker dequeues) while the ghost count changed a moment later, a submi
 would see one slot too many. Counting both here, in one move, closes that window; it also
 makes the publish-then-look handshake a lock-free take needed unnecessary.
 
+An *unbounded* queue (``max_pending=None``) has no bound to keep exact and never has waiters,
+so its shell may skip reporting takes (a lock per task saved on the round trip's critical
+path) and install no cancel hook; ``queued`` then counts tickets admitted and not purged, and
+the transport's own length is the exact figure. A bounded queue must report every take.
+
 A *ticket* is the shell's task record; the core only reads and writes its ``admission``
 field (one of the ticket states below), so the shell needs no second object per task.
 """

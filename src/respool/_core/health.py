@@ -228,8 +228,9 @@ class Supply:
     def next_step(self, now: float, deadline: float | None, *, stopping: bool) -> tuple[str, float]:
         """A use is waiting for this slot's resource until *deadline* (None: no deadline).
 
-        ``(CREATE, now)``: try now. ``(SLEEP, until)``: sleep until then (or until something
-        changes), then ask again. ``(GIVE_UP, now)``: fail the use — its deadline passed, or
+        ``(CREATE, now)``: try now (once the pool is stopping, this spends its one last
+        attempt). ``(SLEEP, until)``: sleep until then (or until something changes), then ask
+        again. ``(GIVE_UP, now)``: fail the use — its deadline passed, or
         the pool is *stopping* and its one last attempt was made (a shutdown must not wait
         out a long timeout for a ``create`` that keeps failing).
         """
