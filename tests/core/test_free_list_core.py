@@ -416,7 +416,8 @@ def test_non_blocking_moves_answer_without_the_lock() -> None:
     core = make_core(max_size=1)
     (entry,) = fill_idle(core, "a")
     assert core.take_nowait() is entry
-    assert core.take_nowait() is None
+    with pytest.raises(IndexError):  # none idle
+        core.take_nowait()
     assert core.put_nowait(entry) == PUT_DONE
     assert core.take_nowait() is entry
     waiter = core.request(0.0, handle="w").outcome
@@ -497,3 +498,19 @@ def test_only_entries_older_than_the_caller_need_a_check() -> None:
     assert core.request(5.0, handle=None).outcome is new
     assert core.reserve(1) == 1
     assert not core.needs_check(core.filled("mine", 6.0), since=5.0)  # made for the caller
+
+
+def test_lock_free_take_refuses_exactly_while_someone_waits() -> None:
+    """A waiter in the queue makes take_nowait refuse even an idle entry (a racing put)."""
+    core = make_core(max_size=1)
+    (entry,) = fill_idle(core, "a")
+    assert core.take_nowait() is entry
+    waiter = core.request(0.0, handle="w").outcome
+    assert isinstance(waiter, Waiter)
+    core.idle.append(entry)  # a lock-free put that has not looked again yet
+    assert core.take_nowait() is None
+    core.settle(1.0)  # the waiter is served: nobody waits any more
+    assert waiter.grant is entry
+    with pytest.raises(IndexError):
+        core.take_nowait()
+    core.check_invariants()

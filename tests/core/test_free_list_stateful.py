@@ -255,8 +255,12 @@ class FreeListMachine(RuleBasedStateMachine):
         """The shell's lock-free take."""
         core = self.core
         waiting, idle = bool(core.waiters), bool(core.idle)
-        entry = core.take_nowait()
-        assert (entry is None) == (waiting or not idle)
+        try:
+            entry = core.take_nowait()
+        except IndexError:
+            assert not idle and not waiting
+            return
+        assert (entry is None) == waiting
         if entry is not None:
             entry.uses += 1
             self.held.append(entry)

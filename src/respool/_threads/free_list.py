@@ -161,7 +161,6 @@ class _FreeListPool(Generic[T]):
         needed. Each Python call frame saved here is a tenth of an uncontended round trip.
         """
         core = self._core
-        self._take_nowait = core.take_nowait
         core.finish_later = _finisher(weakref.ref(self))
         self._put: Callable[[Entry[T]], object] = (
             core.put_nowait if self._reset is None else self._reset_and_put
@@ -179,7 +178,10 @@ class _FreeListPool(Generic[T]):
         """
         if timeout is not FROM_POOL:
             timeout = _validate.seconds("timeout", timeout)
-        entry = self._take_nowait()
+        try:
+            entry = self._core.take_nowait()
+        except IndexError:  # none idle
+            entry = None
         if entry is not None and self._check is None:
             entry.uses += 1
             lease: Lease[T] = _new_lease(Lease)  # _lease(), inlined: this is the hot path
@@ -195,7 +197,10 @@ class _FreeListPool(Generic[T]):
 
         It may create a resource when the pool has room; it never waits for another caller.
         """
-        entry = self._take_nowait()
+        try:
+            entry = self._core.take_nowait()
+        except IndexError:  # none idle
+            entry = None
         if entry is not None and self._check is None:
             return _lease(self, entry)
         return self._acquire_slow(0, entry, trying=True)
