@@ -236,8 +236,8 @@ class GatedLock:
 
 
 def waiting_submitters(pool: WorkerPool[Any]) -> int:
-    """Submitters blocked for room right now (no public figure says so)."""
-    return pool._shared.admission.waiting
+    """Submitters blocked for room right now."""
+    return pool.stats().waiting
 
 
 # -- basics and thread affinity ----------------------------------------------------------------
@@ -842,7 +842,7 @@ def test_blocked_submitters_get_in_when_room_frees_in_arrival_order(
         thread = threading.Thread(target=submitter, args=(i,))
         thread.start()
         threads.append(thread)
-        wait_until(lambda n=i: pool._shared.admission.waiting == n + 1)
+        wait_until(lambda n=i: pool.stats().waiting == n + 1)
     gate.set()
     for thread in threads:
         thread.join(WAIT)
@@ -916,7 +916,7 @@ def test_interrupted_blocked_submit_leaves_the_line_and_leaks_no_task(
         raise Abort("interrupted")
 
     def interrupter() -> None:
-        wait_until(lambda: pool._shared.admission.waiting == 1)
+        wait_until(lambda: pool.stats().waiting == 1)
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
 
     previous = signal.signal(signal.SIGUSR1, interrupt)
@@ -928,7 +928,7 @@ def test_interrupted_blocked_submit_leaves_the_line_and_leaks_no_task(
         thread.join(WAIT)
     finally:
         signal.signal(signal.SIGUSR1, previous)
-    assert pool._shared.admission.waiting == 0
+    assert pool.stats().waiting == 0
     gate.set()
     assert queued.result(WAIT) == 1
     assert pool.submit(use, 3).result(WAIT) == 3
@@ -1022,7 +1022,7 @@ def test_shutdown_releases_blocked_submitters_with_pool_closed(
 
     thread = threading.Thread(target=submitter)
     thread.start()
-    wait_until(lambda: pool._shared.admission.waiting == 1)
+    wait_until(lambda: pool.stats().waiting == 1)
     pool.shutdown(wait=False)
     thread.join(WAIT)
     assert len(outcome) == 1

@@ -90,6 +90,8 @@ class WorkerStats(Snapshot):
     idle: int
     #: Tasks accepted and not yet taken by a worker.
     queued: int
+    #: Submitters blocked right now, waiting for room in the queue (``on_full="block"``).
+    waiting: int
     #: Tasks accepted (futures handed out).
     submitted: int
     #: Tasks whose ``fn`` returned (the future holds its result).

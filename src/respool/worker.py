@@ -929,6 +929,7 @@ class WorkerPool(Generic[T]):
             timeouts = admission.timeouts
             purged = admission.purged
             ghosts = admission.ghosts
+            waiting = admission.waiting
             if shared.bounded:
                 queued = admission.live
             else:  # takes go unreported: count what the queue holds, stop markers aside
@@ -946,6 +947,7 @@ class WorkerPool(Generic[T]):
             busy=busy,
             idle=alive - busy,
             queued=queued,
+            waiting=waiting,
             submitted=submitted,
             completed=sum(w.completed for w in ws),
             failed=sum(w.failed for w in ws),
