@@ -765,3 +765,34 @@ def test_interrupted_waiter_leaves_the_queue(make_pool: PoolFactory) -> None:
     assert pool.stats().idle == 1
     with pool.acquire(timeout=0):
         pass
+
+
+class Hostile:
+    """A resource whose == and hash raise, like a numpy array's truth value."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("the truth value of this object is ambiguous")
+
+    def __hash__(self) -> int:
+        raise TypeError("unhashable")
+
+
+def test_resources_are_never_compared_or_hashed(make_pool: PoolFactory) -> None:
+    """Lending, returning, discarding, losing and closing never call == or hash()."""
+    made: list[Hostile] = []
+
+    def create() -> Hostile:
+        made.append(Hostile())
+        return made[-1]
+
+    pool = make_pool(2, lifecycle=respool.Lifecycle(create, reset=lambda r: None))
+    with pool.acquire() as first, pool.acquire() as second:
+        assert first is not second
+    pool.acquire().discard()
+    with pytest.warns(ResourceWarning):
+        pool.acquire()  # dropped: recovered without comparing anything
+    settle()
+    with pool.acquire(timeout=PATIENCE):
+        pass
+    stats = pool.stats()
+    assert (stats.leaks, stats.in_use) == (1, 0)
