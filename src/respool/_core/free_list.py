@@ -40,6 +40,7 @@ Every other move is made under the shell's lock.
 from __future__ import annotations
 
 import itertools
+import sys
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -132,9 +133,9 @@ class Entry(Generic[T]):
         #: Where it was acquired, when debug mode recorded it (for the leak report).
         self.trace: object = None
 
-    def __del__(self) -> None:
+    def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
         owner = self.owner
-        if owner is None:
+        if owner is None or _finalizing():  # at exit, modules may already be torn down
             return
         pool = owner()
         if pool is not None:

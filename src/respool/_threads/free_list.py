@@ -289,8 +289,8 @@ class _FreeListPool(Generic[T]):
         trying: bool,
         failed: Entry[T] | None,
     ) -> Entry[T] | None:
-        """An idle entry, a waiter's grant, or a new resource (``fresh``); None when *trying*
-        found nothing. *failed*: an entry of this caller's that failed its check."""
+        """An idle entry, a waiter's grant, or a resource made for this caller; None when
+        *trying* found nothing. *failed*: an entry of this caller's that failed its check."""
         handle: LockType | None = None
         if not trying and (deadline is None or deadline > monotonic()):
             handle = threading.Lock()
@@ -299,10 +299,10 @@ class _FreeListPool(Generic[T]):
             core = self._core
             if failed is None:
                 todo = core.request(monotonic(), handle)
-                if todo.outcome is None and not trying:
-                    core.note_timeout()
             else:
                 todo = core.check_failed(failed, monotonic(), handle)
+            if todo.outcome is None and not trying:
+                core.note_timeout()
         try:
             self._perform(todo)
         except BaseException:
