@@ -43,6 +43,18 @@ def seconds(name: str, value: object, *, allow_none: bool = True) -> float | Non
     return float(value)
 
 
+def positive_seconds(name: str, value: object) -> float | None:
+    """Return a period in seconds: a finite number > 0, or ``None`` meaning *never* (zero
+    would mean "at once, all the time": never what a caller of these options wants)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
+    if not (0 < value < math.inf):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
 def choice(name: str, value: object, accepted: tuple[str, ...]) -> str:
     """Return *value* if it is one of the *accepted* strings."""
     if not isinstance(value, str) or value not in accepted:

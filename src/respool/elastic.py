@@ -8,7 +8,7 @@ than making one, and the pool only needs to absorb jumps in demand, not its peak
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from respool import _validate
 from respool._threads.free_list import DEFAULT_TIMEOUT, _FreeListPool
@@ -32,6 +32,38 @@ class _Default(int):
 _MAX_IDLE: Final = _Default(4)
 
 
+class _Keep:
+    """``resize()``'s default: leave this size as it is."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unchanged>"
+
+
+_KEEP: Any = _Keep()
+
+
+def _sizes(
+    max_idle: int, min_idle: int, max_size: int | None, *, max_idle_given: bool
+) -> tuple[int, int, int | None]:
+    """Validate ElasticPool's three sizes together (naming both sides of a conflict); a
+    ``max_idle`` not given is lowered to ``max_size``."""
+    max_idle = _validate.integer("max_idle", max_idle, minimum=0)
+    min_idle = _validate.integer("min_idle", min_idle, minimum=0)
+    max_size = _validate.optional_integer("max_size", max_size, minimum=1)
+    if max_size is not None and max_idle > max_size:
+        if max_idle_given:
+            raise ValueError(
+                f"max_idle ({max_idle}) must not exceed max_size ({max_size}):"
+                " no more resources can be idle than can exist"
+            )
+        max_idle = max_size
+    if min_idle > max_idle:
+        raise ValueError(f"min_idle ({min_idle}) must not exceed max_idle ({max_idle})")
+    return int(max_idle), min_idle, max_size
+
+
 class ElasticPool(_FreeListPool[T]):
     """A dynamic free list: create when empty, destroy surplus on return.
 
@@ -42,9 +74,13 @@ class ElasticPool(_FreeListPool[T]):
 
     * ``max_idle`` — idle resources kept at most; one returned beyond it is destroyed
       (default 4, lowered to ``max_size`` when that is smaller and ``max_idle`` is not given).
-    * ``min_idle`` — resources created in the constructor (default 0; at most ``max_idle``).
+    * ``min_idle`` — resources created in the constructor and kept at least: after losses
+      the background filler makes them again (default 0; at most ``max_idle``).
     * ``max_size`` — live resources at most (default ``None``: no limit); beyond it callers
-      wait.
+      wait. ``resize(min_idle=, max_idle=, max_size=)`` changes the three at run time.
+    * ``idle_timeout`` — destroy resources beyond ``min_idle`` idle this many seconds.
+    * ``check_after``, ``max_lifetime``, ``max_uses``, ``keepalive``, ``leak_timeout`` — as
+      on :class:`~respool.FixedPool`.
     * ``timeout`` — seconds ``acquire`` waits when ``max_size`` resources are lent (default
       30; ``None`` waits forever; ``0`` never waits), then ``PoolTimeout``;
       ``acquire(timeout=...)`` overrides it per call.
@@ -74,29 +110,25 @@ class ElasticPool(_FreeListPool[T]):
         destroy: Callable[[T], object] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_waiting: int | None = None,
+        idle_timeout: float | None = None,
+        check_after: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
+        keepalive: float | None = None,
+        leak_timeout: float | None = None,
         discard_on_error: bool = False,
         order: str = "lifo",
         name: str | None = None,
     ) -> None:
-        given = max_idle is not _MAX_IDLE
-        max_idle = _validate.integer("max_idle", max_idle, minimum=0)
-        min_idle = _validate.integer("min_idle", min_idle, minimum=0)
-        max_size = _validate.optional_integer("max_size", max_size, minimum=1)
-        if max_size is not None and max_idle > max_size:
-            if given:
-                raise ValueError(
-                    f"max_idle ({max_idle}) must not exceed max_size ({max_size}):"
-                    " no more resources can be idle than can exist"
-                )
-            max_idle = max_size
-        if min_idle > max_idle:
-            raise ValueError(f"min_idle ({min_idle}) must not exceed max_idle ({max_idle})")
-        self.max_idle = int(max_idle)
+        max_idle, min_idle, max_size = _sizes(
+            max_idle, min_idle, max_size, max_idle_given=max_idle is not _MAX_IDLE
+        )
+        self.max_idle = max_idle
         self.min_idle = min_idle
         self.max_size = max_size
         super().__init__(
             create,
-            min_size=0,
+            min_size=min_idle,
             max_size=max_size,
             max_idle=self.max_idle,
             prime=min_idle,
@@ -108,4 +140,29 @@ class ElasticPool(_FreeListPool[T]):
             discard_on_error=discard_on_error,
             order=order,
             name=name,
+            check_after=check_after,
+            max_lifetime=max_lifetime,
+            max_uses=max_uses,
+            idle_timeout=idle_timeout,
+            keepalive=keepalive,
+            leak_timeout=leak_timeout,
         )
+
+    def resize(
+        self,
+        *,
+        min_idle: int = _KEEP,
+        max_idle: int = _KEEP,
+        max_size: int | None = _KEEP,
+    ) -> None:
+        """Change the sizes at run time (those not given stay); the same rules as in the
+        constructor. Growing ``min_idle`` creates in the background; shrinking destroys idle
+        surplus at once and lent surplus as it comes back, never taking from a holder."""
+        max_idle, min_idle, max_size = _sizes(
+            self.max_idle if max_idle is _KEEP else max_idle,
+            self.min_idle if min_idle is _KEEP else min_idle,
+            self.max_size if max_size is _KEEP else max_size,
+            max_idle_given=True,
+        )
+        self._resize(min_size=min_idle, max_size=max_size, max_idle=max_idle)
+        self.max_idle, self.min_idle, self.max_size = max_idle, min_idle, max_size

@@ -25,19 +25,29 @@ class FixedPool(_FreeListPool[T]):
     ``create`` is a :class:`~respool.Lifecycle` or a bare callable plus ``reset=``,
     ``check=``, ``destroy=``. If creating the initial resources fails, the ones already made
     are destroyed and the error is raised. A resource destroyed for any reason (failed
-    ``check`` or ``reset``, ``discard()``, an aborted ``with`` body, a lost lease) is replaced
-    by a background thread, so the pool keeps its size; while ``create`` keeps failing it is
-    retried with backoff (about 50 ms at first, doubling to 2 s) and callers wait, up to their
-    timeout, for the replacement.
+    ``check`` or ``reset``, ``discard()``, an aborted ``with`` body, a lost lease, retirement)
+    is replaced by a background thread, so the pool keeps its size; while ``create`` keeps
+    failing it is retried with backoff (about 50 ms at first, doubling to 2 s) and callers
+    wait, up to their timeout, for the replacement.
 
     Options:
 
-    * ``size`` — how many resources the pool holds (>= 1).
+    * ``size`` — how many resources the pool holds (>= 1); ``resize(size)`` changes it.
     * ``timeout`` — seconds ``acquire`` waits for a resource (default 30; ``None`` waits
       forever; ``0`` never waits), then ``PoolTimeout``; ``acquire(timeout=...)`` overrides it
       per call.
     * ``max_waiting`` — callers allowed to wait at once (default ``None``: no limit); the next
       one gets ``PoolFull`` at once.
+    * ``check_after`` — run ``check`` only on a resource idle (or unchecked) at least this
+      many seconds (default 0: before every lend).
+    * ``max_lifetime`` — retire a resource this many seconds old (each gets up to 10% less,
+      so they do not all expire at once); never taken from a caller, retired when it comes
+      back, when a caller is about to take it, or while idle.
+    * ``max_uses`` — retire a resource after this many leases.
+    * ``keepalive`` — check idle resources at least this often (needs ``check``) and replace
+      the dead before a caller meets them.
+    * ``leak_timeout`` — report, once, a lease held longer than this (a WARNING on the
+      ``respool`` logger with the stack that acquired it, and a ``ResourceWarning``).
     * ``discard_on_error`` — when a ``with`` body raises an ``Exception``, destroy the
       resource instead of resetting it (default False). A ``BaseException`` that is not an
       ``Exception`` (cancellation, ``KeyboardInterrupt``) always destroys it.
@@ -59,6 +69,11 @@ class FixedPool(_FreeListPool[T]):
         destroy: Callable[[T], object] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         max_waiting: int | None = None,
+        check_after: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
+        keepalive: float | None = None,
+        leak_timeout: float | None = None,
         discard_on_error: bool = False,
         order: str = "lifo",
         name: str | None = None,
@@ -79,4 +94,17 @@ class FixedPool(_FreeListPool[T]):
             discard_on_error=discard_on_error,
             order=order,
             name=name,
+            check_after=check_after,
+            max_lifetime=max_lifetime,
+            max_uses=max_uses,
+            keepalive=keepalive,
+            leak_timeout=leak_timeout,
         )
+
+    def resize(self, size: int) -> None:
+        """Hold *size* resources from now on. Growing creates the new ones in the background
+        (waiters get them); shrinking destroys idle ones at once and lent ones as they come
+        back, never taking a resource from its holder."""
+        size = _validate.integer("size", size, minimum=1)
+        self._resize(min_size=size, max_size=size, max_idle=size)
+        self.size = size

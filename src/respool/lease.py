@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from respool import _debug
 from respool._core import policy
+from respool._core.free_list import ABORT, ERROR
 from respool.errors import LeaseError, StillInUse
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class _Owner(Protocol):
 
     _put: Callable[[Entry[Any]], object]
 
-    def _throw_away(self, entry: Entry[Any]) -> None: ...
+    def _throw_away(self, entry: Entry[Any], reason: str = ...) -> None: ...
 
 
 class Lease(Generic[T]):
@@ -114,7 +115,7 @@ class Lease(Generic[T]):
         if exc_type is None:
             self._pool._put(entry)
         elif policy.discards(exc_type, self._pool.discard_on_error):
-            self._pool._throw_away(entry)
+            self._pool._throw_away(entry, ERROR if issubclass(exc_type, Exception) else ABORT)
         else:
             try:
                 self._pool._put(entry)
@@ -186,7 +187,7 @@ class DebugLease(Lease[T]):
         if extra <= 0:
             self._pool._put(entry)
             return
-        self._pool._throw_away(entry)
+        self._pool._throw_away(entry, ERROR)
         raise StillInUse(
             f"a resource given back to pool {self._pool.name!r} is still referenced from"
             f" {extra} more place(s) than when it was lent (a memoryview, a cursor, a list"

@@ -60,6 +60,12 @@ class PoolStats(Snapshot):
     waits: int
     wait_time_total: float
     wait_time_max: float
+    #: Resources retired, by reason: ``lifetime``, ``uses``, ``idle``, ``check``, ``drain``,
+    #: ``leak``, ``error``, ``abort``, ``surplus``, ``close`` (every key present; they add up
+    #: to ``destroyed``).
+    retired: dict[str, int]
+    #: Failed creates in a row by the pool's background filler (0: no failure streak).
+    create_failures: int
 
     @property
     def wait_time_mean(self) -> float:

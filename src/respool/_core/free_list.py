@@ -40,6 +40,7 @@ Every other move is made under the shell's lock.
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 import weakref
 from collections import deque
@@ -47,6 +48,7 @@ from collections.abc import Callable
 from typing import Any, Final, Generic, TypeVar
 
 from respool._core.backoff import Backoff
+from respool._core.health import Rules
 from respool.errors import PoolClosed, PoolFull
 from respool.stats import PoolStats
 
@@ -87,6 +89,30 @@ PUT_PUBLISHED: Final = 1
 PUT_REFUSED: Final = 2
 
 _keys = itertools.count(1)  # next() on it is atomic
+_NEVER: Final = math.inf
+
+# Why a resource was retired (the keys of ``PoolStats.retired``).
+#: Past its ``max_lifetime`` (jittered per resource).
+LIFETIME: Final = "lifetime"
+#: Lent ``max_uses`` times.
+USES: Final = "uses"
+#: Idle ``idle_timeout`` seconds while the pool held more than ``min_idle``.
+IDLE: Final = "idle"
+#: Failed its ``check`` (on acquire, or a keepalive check while idle).
+CHECK: Final = "check"
+#: Made before a ``drain()``.
+DRAIN: Final = "drain"
+#: Its lease was garbage-collected still active.
+LEAK: Final = "leak"
+#: ``reset`` raised, or the ``with`` body raised with ``discard_on_error``.
+ERROR: Final = "error"
+#: Given up: ``discard()``, or a ``with`` body cut short by a ``BaseException``.
+ABORT: Final = "abort"
+#: Beyond ``max_idle`` (or the size, after a ``resize()`` down) when it came back.
+SURPLUS: Final = "surplus"
+#: The pool was closed.
+CLOSE: Final = "close"
+REASONS: Final = (LIFETIME, USES, IDLE, CHECK, DRAIN, LEAK, ERROR, ABORT, SURPLUS, CLOSE)
 
 
 def _refuse() -> None:
@@ -104,11 +130,16 @@ class Entry(Generic[T]):
 
     __slots__ = (
         "__weakref__",
+        "checked_at",
         "created_at",
         "epoch",
+        "expires_at",
+        "generation",
         "idle_since",
         "key",
+        "lent_at",
         "owner",
+        "reported",
         "resource",
         "trace",
         "uses",
@@ -127,10 +158,20 @@ class Entry(Generic[T]):
         self.key = next(_keys)
         self.created_at = now
         self.idle_since = now
+        #: Last time ``check`` passed, for ``keepalive``; creation counts as one.
+        self.checked_at = now
+        #: Retire at or after this instant (``inf``: never); jittered once, at birth.
+        self.expires_at = _NEVER
+        #: The drain generation it was made in; an older one is retired (``drain()``).
+        self.generation = 0
+        #: When it was last lent, and whether that lease was reported as held too long
+        #: (kept only with ``leak_timeout``).
+        self.lent_at = now
+        self.reported = False
         self.uses = 0
         #: The shell to tell if the entry is lost while lent; None once retired.
         self.owner = owner
-        #: Where it was acquired, when debug mode recorded it (for the leak report).
+        #: Where it was acquired, when debug mode or ``leak_timeout`` recorded it.
         self.trace: object = None
 
     def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
@@ -167,20 +208,24 @@ class Todo(Generic[T]):
 
     ``outcome`` answers the move itself (see each method); ``wake`` lists served waiters,
     ``destroy`` entries whose resources must be destroyed, and ``fill`` says that slots are
-    owed to the pool's background filler.
+    owed to the pool's background filler. Housekeeping adds ``check``: idle entries taken
+    out for a keepalive check (each ends in :meth:`FreeListCore.keepalive_done`), and
+    ``report``: lent entries held past ``leak_timeout``, to report once.
     """
 
-    __slots__ = ("destroy", "fill", "outcome", "wake")
+    __slots__ = ("check", "destroy", "fill", "outcome", "report", "wake")
 
     def __init__(self) -> None:
         self.outcome: Entry[T] | Waiter[T] | _Token | None = None
         self.wake: list[Waiter[T]] = []
         self.destroy: list[Entry[T]] = []
         self.fill = False
+        self.check: list[Entry[T]] = []
+        self.report: list[Entry[T]] = []
 
     def __bool__(self) -> bool:
         """Is there any work to perform? (``outcome`` is an answer, not work.)"""
-        return bool(self.wake or self.destroy or self.fill)
+        return bool(self.wake or self.destroy or self.fill or self.check or self.report)
 
 
 class FreeListCore(Generic[T]):
@@ -196,12 +241,21 @@ class FreeListCore(Generic[T]):
     * *settled*: ``waiters`` non-empty implies ``idle`` empty and no room to create — a
       newcomer can never overtake a waiter;
     * *settled*: ``len(idle) <= max_idle``;
-    * ``closed`` implies ``waiters`` empty, ``owed == 0`` and, *settled*, ``idle`` empty.
+    * ``closed`` implies ``waiters`` empty, ``owed == 0`` and, *settled*, ``idle`` empty;
+    * ``destroyed == sum(retired.values())``: every retirement has one reason.
+
+    Health (``rules``, ``leak_timeout``; all optional): an entry past its lifetime, worn by
+    its uses or made before a ``drain()`` is retired when it comes back, when a caller is
+    about to take it (:meth:`worn`), and by housekeeping while idle (:meth:`housekeep`),
+    which also evicts surplus entries idle too long, takes idle ones out for keepalive
+    checks, and reports leases held too long; :meth:`next_deadline` says when it is next due.
+    A lent entry is never taken from its holder.
     """
 
     __slots__ = (
         "backoff",
         "check_failures",
+        "checking",
         "closed",
         "create_errors",
         "created",
@@ -210,8 +264,10 @@ class FreeListCore(Generic[T]):
         "destroyed",
         "epoch",
         "finish_later",
+        "generation",
         "idle",
         "last_create_error",
+        "leak_timeout",
         "leaks",
         "lifo",
         "live",
@@ -224,7 +280,10 @@ class FreeListCore(Generic[T]):
         "owner",
         "rejected",
         "reset_errors",
+        "retired",
         "retired_uses",
+        "rules",
+        "shrinking",
         "size",
         "take",
         "take_nowait",
@@ -247,6 +306,8 @@ class FreeListCore(Generic[T]):
         epoch: int = 0,
         owner: weakref.ref[Any] | None = None,
         backoff: Backoff | None = None,
+        rules: Rules | None = None,
+        leak_timeout: float | None = None,
     ) -> None:
         self.name = name
         #: The filler keeps at least this many live or reserved (FixedPool: its size).
@@ -260,6 +321,19 @@ class FreeListCore(Generic[T]):
         self.owner = owner
         #: Called by :meth:`put_nowait` when a put needs the lock (see there); None: not.
         self.finish_later: Callable[[Entry[T], int], object] | None = None
+        #: Health settings (None: no time-based option, so nothing needs the clock).
+        self.rules = rules
+        #: Report a lease held this long (None: never).
+        self.leak_timeout = leak_timeout
+        #: After a ``resize()`` down, until the surplus has come back: ``size + creating``
+        #: may exceed ``max_size`` meanwhile.
+        self.shrinking = False
+        #: Drain generation: entries made in an older one are retired (``drain()``).
+        self.generation = 0
+        #: Keys of idle entries taken out by housekeeping for a keepalive check right now.
+        self.checking: set[int] = set()
+        #: Retired resources by reason (see ``REASONS``).
+        self.retired: dict[str, int] = dict.fromkeys(REASONS, 0)
         #: The failure streak of creates made for the pool itself (the filler's).
         self.backoff = backoff if backoff is not None else Backoff()
 
@@ -339,15 +413,22 @@ class FreeListCore(Generic[T]):
         """
         return entry.epoch != self.epoch
 
-    def needs_check(self, entry: Entry[T], since: float) -> bool:
-        """Must *entry* pass ``check`` before a caller that began acquiring at *since* uses it?
+    def needs_check(self, entry: Entry[T], since: float, now: float | None = None) -> bool:
+        """Must *entry* pass ``check`` before a caller that began acquiring at *since* uses it
+        (at *now*, when ``check_after`` is set)?
 
         Not when it was made while the caller was acquiring and never lent since: made by
         the caller itself, or by the filler for it. Checking what was created a moment ago
         proves nothing, and with a check that always fails it would make the caller chase
         each replacement the filler makes, one create per round, for as long as it runs.
+        Nor, with ``check_after``, when it has been idle (or last checked) less than that.
         """
-        return entry.uses > 0 or entry.created_at < since
+        if entry.uses == 0 and entry.created_at >= since:
+            return False
+        rules = self.rules
+        if rules is None or not rules.check_after or now is None:
+            return True
+        return now - max(entry.idle_since, entry.checked_at) >= rules.check_after
 
     # -- moves (call with the shell's lock held) ----------------------------------------
 
@@ -407,8 +488,11 @@ class FreeListCore(Generic[T]):
                 self.timeouts += 1
         return waiter.grant
 
-    def check_failed(self, entry: Entry[T], now: float, handle: object | None) -> Todo[T]:
-        """``check`` found the caller's *entry* unviable: destroy it and serve the caller again.
+    def check_failed(
+        self, entry: Entry[T], now: float, handle: object | None, reason: str = CHECK
+    ) -> Todo[T]:
+        """``check`` found the caller's *entry* unviable (or *reason*: :meth:`worn` found it
+        due for retirement): destroy it and serve the caller again.
 
         The caller had been served, so it keeps its place at the head of the line: ``outcome``
         is the next idle entry, ``CREATE`` when the destroyed one's room is free for it, a
@@ -416,11 +500,12 @@ class FreeListCore(Generic[T]):
         whose room is owed to the filler and whose replacement will reach this waiter
         first), or ``None``. A closed pool answers ``CLOSED``.
         """
-        self.check_failures += 1
-        todo: Todo[T] = Todo()
         if entry.epoch != self.epoch:
             raise ValueError(f"{entry!r} belongs to another process")
-        self._retire(entry, todo, now, serve=False)
+        if reason == CHECK:
+            self.check_failures += 1
+        todo: Todo[T] = Todo()
+        self._retire(entry, todo, now, reason, serve=False)
         if self.closed:
             todo.outcome = CLOSED
             return todo
@@ -439,7 +524,7 @@ class FreeListCore(Generic[T]):
     def reset_failed(self, entry: Entry[T], now: float) -> Todo[T]:
         """``reset`` could not clean *entry*: count it and destroy it."""
         self.reset_errors += 1
-        return self.discard(entry, now)
+        return self.discard(entry, now, ERROR)
 
     def note_destroy_error(self) -> None:
         """A ``destroy`` callback raised; the resource is gone from the pool all the same."""
@@ -505,10 +590,14 @@ class FreeListCore(Generic[T]):
         entry = self._new_entry(resource, now)
         self.creating -= 1
         todo: Todo[T] = Todo()
-        if self.waiters and not self.closed:
+        if self.closed:
+            self._retire(entry, todo, now, CLOSE)
+        elif self._over_size():
+            self._retire(entry, todo, now, SURPLUS)
+        elif self.waiters:
             self._grant(self.waiters.popleft(), entry, todo, now)
-        elif self.closed or len(self.idle) >= self.max_idle:
-            self._retire(entry, todo, now)
+        elif len(self.idle) >= self.max_idle:
+            self._retire(entry, todo, now, SURPLUS)
         else:
             self._idle(entry, todo, now)
         return todo
@@ -548,8 +637,11 @@ class FreeListCore(Generic[T]):
         todo: Todo[T] = Todo()
         if entry.epoch != self.epoch:
             return todo  # the parent's resource, seen in a forked child: not ours to touch
-        if self.closed or (not self.waiters and len(self.idle) >= self.max_idle):
-            self._retire(entry, todo, now)
+        if self.closed:
+            self._retire(entry, todo, now, CLOSE)
+            return todo
+        if self._over_size() or (not self.waiters and len(self.idle) >= self.max_idle):
+            self._retire(entry, todo, now, SURPLUS)
             return todo
         if self.waiters:
             self._grant(self.waiters.popleft(), entry, todo, now)
@@ -557,11 +649,14 @@ class FreeListCore(Generic[T]):
             self._idle(entry, todo, now)
         return todo
 
-    def discard(self, entry: Entry[T], now: float) -> Todo[T]:
-        """An entry must be destroyed (failed reset, abort, explicit discard)."""
+    def discard(self, entry: Entry[T], now: float, reason: str = ABORT) -> Todo[T]:
+        """An entry must be destroyed for *reason* (one of ``REASONS``): a failed reset, an
+        abort, an explicit discard, or worn out when it came back (:meth:`worn`)."""
+        if reason not in self.retired:
+            raise ValueError(f"unknown retirement reason {reason!r}")
         todo: Todo[T] = Todo()
         if entry.epoch == self.epoch:
-            self._retire(entry, todo, now)
+            self._retire(entry, todo, now, reason)
         return todo
 
     def leaked(self, entry: Entry[T], now: float) -> Todo[T]:
@@ -572,22 +667,170 @@ class FreeListCore(Generic[T]):
         """
         todo: Todo[T] = Todo()
         if entry.epoch == self.epoch and entry.key in self.live:
-            self.leaks += 1
-            self._retire(entry, todo, now)
+            if not entry.reported:  # a lease reported as held too long was counted then
+                self.leaks += 1
+            self._retire(entry, todo, now, LEAK)
         return todo
 
     def settle(self, now: float) -> Todo[T]:
         """Restore the *settled* invariants after lock-free puts raced with other moves."""
         todo: Todo[T] = Todo()
         if self.closed:
-            self._destroy_idle(todo)
+            self._destroy_idle(todo, CLOSE)
             return todo
         self._serve(todo, now)
         while len(self.idle) > self.max_idle:
             surplus = self._take_idle(coldest=True)
             if surplus is None:
                 break
-            self._retire(surplus, todo, now)
+            self._retire(surplus, todo, now, SURPLUS)
+        return todo
+
+    # -- health (call with the lock held, but for :meth:`worn`) ---------------------------
+
+    def worn(self, entry: Entry[T], now: float) -> str | None:
+        """Is *entry* due for retirement (past its lifetime, lent ``max_uses`` times, made
+        before a ``drain()``)? The reason, or None. A pure question: no lock needed."""
+        if entry.generation != self.generation:
+            return DRAIN
+        if now >= entry.expires_at:
+            return LIFETIME
+        rules = self.rules
+        if rules is not None and rules.max_uses is not None and entry.uses >= rules.max_uses:
+            return USES
+        return None
+
+    def housekeep(self, now: float) -> Todo[T]:
+        """Retire idle entries that are due (lifetime, drain, surplus idle past
+        ``idle_timeout``), take idle ones due a keepalive check out for it (``todo.check``:
+        each ends in :meth:`keepalive_done`), and list leases held past ``leak_timeout``
+        (``todo.report``), counting each once. Waiters come first: nothing is taken for a
+        check while anyone waits."""
+        todo: Todo[T] = Todo()
+        if self.closed:
+            return todo
+        rules = self.rules
+        if rules is not None and self.idle:
+            keep: list[Entry[T]] = []
+            while (entry := self._take_idle(coldest=True)) is not None:
+                reason = self.worn(entry, now)
+                if reason is None and rules.idle_timeout is not None:
+                    idle_for = now - entry.idle_since
+                    surplus = self.size > self.min_size
+                    if surplus and idle_for >= rules.idle_timeout:
+                        reason = IDLE
+                if reason is not None:
+                    self._retire(entry, todo, now, reason, serve=False)
+                elif self._keepalive_due(entry, now):
+                    self.checking.add(entry.key)
+                    todo.check.append(entry)
+                else:
+                    keep.append(entry)
+            # Back in the same order (coldest first, so the hottest ends where takes look).
+            for entry in keep if self.lifo else reversed(keep):
+                self.idle.append(entry) if self.lifo else self.idle.appendleft(entry)
+            self._owe(todo)
+            self._serve(todo, now)
+        timeout = self.leak_timeout
+        if timeout is not None:
+            for entry in self._lent():
+                if not entry.reported and now - entry.lent_at >= timeout:
+                    entry.reported = True
+                    self.leaks += 1
+                    todo.report.append(entry)
+        return todo
+
+    def keepalive_done(self, entry: Entry[T], now: float, *, alive: bool) -> Todo[T]:
+        """A keepalive check of *entry* ended: *alive*, it is idle again (its idle time
+        unchanged); dead, it is retired and replaced before a caller meets it."""
+        if entry.key not in self.checking:
+            raise ValueError(f"{entry!r} is not out for a keepalive check")
+        self.checking.discard(entry.key)
+        todo: Todo[T] = Todo()
+        if not alive:
+            self.check_failures += 1
+            self._retire(entry, todo, now, CHECK)
+            return todo
+        entry.checked_at = now
+        if self.closed:
+            self._retire(entry, todo, now, CLOSE)
+        elif self.waiters:
+            self._grant(self.waiters.popleft(), entry, todo, now)
+        elif len(self.idle) >= self.max_idle or self._over_size():
+            self._retire(entry, todo, now, SURPLUS)
+        else:
+            self._idle(entry, todo, now, stamp=False)
+        return todo
+
+    def next_deadline(self, now: float) -> float:
+        """When housekeeping is next due (``inf``: nothing time-based to do).
+
+        The earliest lifetime of any live entry, idle deadline of any idle one, and leak
+        deadline of any lent one; and, for entries that go idle or are lent after *now*,
+        no earlier than *now* plus the shortest of those periods.
+        """
+        if self.closed:
+            return _NEVER
+        rules = self.rules
+        timeout = self.leak_timeout
+        due = _NEVER
+        periods = [timeout] if timeout is not None else []
+        if rules is not None:
+            periods += [p for p in (rules.idle_timeout, rules.keepalive) if p is not None]
+            for ref in self.live.values():
+                entry = ref()
+                if entry is not None and entry.expires_at < due:
+                    due = entry.expires_at
+            for entry in self.idle:
+                if rules.keepalive is not None:
+                    due = min(due, max(entry.idle_since, entry.checked_at) + rules.keepalive)
+                if rules.idle_timeout is not None and self.size > self.min_size:
+                    due = min(due, entry.idle_since + rules.idle_timeout)
+        if timeout is not None:
+            for entry in self._lent():
+                if not entry.reported:
+                    due = min(due, entry.lent_at + timeout)
+        if periods:
+            due = min(due, now + min(periods))
+        return due
+
+    def drain(self, now: float) -> Todo[T]:
+        """Retire every entry made before now: idle ones at once, lent ones when they come
+        back (:meth:`worn` says ``DRAIN``). Replacements are owed as usual; nobody fails."""
+        todo: Todo[T] = Todo()
+        if self.closed:
+            return todo
+        self.generation += 1
+        while (entry := self._take_idle(coldest=True)) is not None:
+            self._retire(entry, todo, now, DRAIN, serve=False)
+        self._owe(todo)
+        self._serve(todo, now)
+        return todo
+
+    def resize(self, now: float, *, min_size: int, max_size: int | None, max_idle: int) -> Todo[T]:
+        """Change the pool's sizes at run time. Growing owes the filler what ``min_size``
+        now asks (or frees room for waiters); shrinking retires idle surplus at once and
+        lent surplus as it comes back (``SURPLUS``), never taking a resource from a caller."""
+        if min_size < 0 or max_idle < 0 or (max_size is not None and max_size < 1):
+            raise ValueError("resize() needs min_size >= 0, max_idle >= 0, max_size >= 1")
+        if max_size is not None and (min_size > max_size or max_idle > max_size):
+            raise ValueError("resize() needs min_size and max_idle <= max_size")
+        todo: Todo[T] = Todo()
+        if self.closed:
+            return todo
+        self.min_size, self.max_size, self.max_idle = min_size, max_size, max_idle
+        if max_size is not None:  # owed slots beyond the new size are forgotten
+            drop = min(self.owed, self.size + self.creating - max_size)
+            if drop > 0:
+                self.owed -= drop
+                self.creating -= drop
+        while self.idle and (len(self.idle) > max_idle or self._over_size()):
+            entry = self._take_idle(coldest=True)
+            if entry is not None:
+                self._retire(entry, todo, now, SURPLUS, serve=False)
+        self.shrinking = max_size is not None and self.size + self.creating > max_size
+        self._owe(todo)
+        self._serve(todo, now)
         return todo
 
     def forked(self) -> FreeListCore[T]:
@@ -603,6 +846,8 @@ class FreeListCore(Generic[T]):
             epoch=self.epoch + 1,
             owner=self.owner,
             backoff=Backoff(base=self.backoff.base, cap=self.backoff.cap),
+            rules=self.rules,
+            leak_timeout=self.leak_timeout,
         )
         # The parent's entries still lent here are the parent's: losing one is no leak here.
         for ref in self.live.values():
@@ -630,7 +875,7 @@ class FreeListCore(Generic[T]):
             waiter.grant = CLOSED
             waiter.queued = False
             todo.wake.append(waiter)
-        self._destroy_idle(todo)
+        self._destroy_idle(todo, CLOSE)
         return todo
 
     # -- counters the shell reports ------------------------------------------------------
@@ -667,6 +912,8 @@ class FreeListCore(Generic[T]):
             waits=self.waits,
             wait_time_total=self.wait_time_total,
             wait_time_max=self.wait_time_max,
+            retired=dict(self.retired),
+            create_failures=self.backoff.failures,
         )
 
     def describe(self) -> str:
@@ -687,7 +934,8 @@ class FreeListCore(Generic[T]):
         )
         assert 0 <= len(self.idle) <= self.size, (len(self.idle), self.size)
         assert 0 <= self.owed <= self.creating, (self.owed, self.creating)
-        if self.max_size is not None:
+        assert self.destroyed == sum(self.retired.values()), self.retired
+        if self.max_size is not None and not self.shrinking:
             assert self.size + self.creating <= self.max_size
         assert (self.take_nowait is _refuse) == bool(self.waiters)
         if self.closed:
@@ -713,6 +961,9 @@ class FreeListCore(Generic[T]):
         self.size += 1
         self.created += 1
         entry = Entry(resource, self.epoch, now, self.owner)
+        entry.generation = self.generation
+        if self.rules is not None and self.rules.max_lifetime is not None:
+            entry.expires_at = self.rules.born(now).expires_at
         self.live[entry.key] = weakref.ref(entry)
         return entry
 
@@ -727,14 +978,35 @@ class FreeListCore(Generic[T]):
         except IndexError:
             return None
 
-    def _idle(self, entry: Entry[T], todo: Todo[T], now: float) -> None:
-        entry.idle_since = now
+    def _idle(self, entry: Entry[T], todo: Todo[T], now: float, *, stamp: bool = True) -> None:
+        if stamp:
+            entry.idle_since = now
         self.idle.append(entry)
         self._serve(todo, now)
 
-    def _destroy_idle(self, todo: Todo[T]) -> None:
+    def _destroy_idle(self, todo: Todo[T], reason: str) -> None:
         while (entry := self._take_idle()) is not None:
-            self._destroy(entry, todo)
+            self._destroy(entry, todo, reason)
+
+    def _over_size(self) -> bool:
+        """Live beyond ``max_size`` (after a ``resize()`` down): what comes back is retired."""
+        return self.max_size is not None and self.size > self.max_size
+
+    def _lent(self) -> list[Entry[T]]:
+        """Entries lent right now (live, neither idle nor out for a keepalive check)."""
+        idle = {entry.key for entry in self.idle} | self.checking
+        lent = []
+        for key, ref in self.live.items():
+            entry = ref()
+            if entry is not None and key not in idle:
+                lent.append(entry)
+        return lent
+
+    def _keepalive_due(self, entry: Entry[T], now: float) -> bool:
+        rules = self.rules
+        if rules is None or rules.keepalive is None:
+            return False
+        return now - max(entry.idle_since, entry.checked_at) >= rules.keepalive
 
     def _has_room(self) -> bool:
         return self.max_size is None or self.size + self.creating < self.max_size
@@ -785,8 +1057,11 @@ class FreeListCore(Generic[T]):
         waiter.queued = False
         todo.wake.append(waiter)
 
-    def _destroy(self, entry: Entry[T], todo: Todo[T]) -> None:
+    def _destroy(self, entry: Entry[T], todo: Todo[T], reason: str) -> None:
         entry.owner = None  # retired: its end is no loss
+        self.retired[reason] += 1
+        if self.shrinking and self.max_size is not None:
+            self.shrinking = self.size - 1 + self.creating > self.max_size
         del self.live[entry.key]
         self.retired_uses += entry.uses
         self.size -= 1
@@ -804,9 +1079,12 @@ class FreeListCore(Generic[T]):
         if self.owed:
             todo.fill = True
 
-    def _retire(self, entry: Entry[T], todo: Todo[T], now: float, *, serve: bool = True) -> None:
-        """Destroy *entry*; its room goes to the filler below ``min_size``, else to a waiter."""
-        self._destroy(entry, todo)
+    def _retire(
+        self, entry: Entry[T], todo: Todo[T], now: float, reason: str, *, serve: bool = True
+    ) -> None:
+        """Destroy *entry* for *reason*; its room goes to the filler below ``min_size``, else
+        to a waiter."""
+        self._destroy(entry, todo, reason)
         if self.closed:
             return
         self._owe(todo)

@@ -36,8 +36,9 @@ class Tended(Protocol):
     name: str
 
     def _tend(self) -> float | None:
-        """Do the pool's background work; return when to be called again (monotonic), or
-        None when nothing is pending."""
+        """Do the pool's background work; return in how many seconds to be called again,
+        or None when nothing is pending. (A delay, not an instant: a pool may keep its own
+        clock.)"""
 
 
 _jobs: SimpleQueue[weakref.ref[Tended]] = SimpleQueue()
@@ -122,7 +123,7 @@ def _run(jobs: SimpleQueue[weakref.ref[Tended]]) -> None:
                 again = None
             del pool
             if again is not None:
-                due[ref] = again
+                due[ref] = monotonic() + again
 
 
 def _reset_in_child() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import warnings
 import weakref
@@ -24,6 +25,8 @@ from typing import Any, Final, Generic, Self, TypeVar
 from respool import _debug, _fork, _validate
 from respool._core import policy
 from respool._core.free_list import (
+    ABORT,
+    CHECK,
     CLOSED,
     CREATE,
     Entry,
@@ -32,6 +35,7 @@ from respool._core.free_list import (
     Waiter,
     _Token,
 )
+from respool._core.health import Rules
 from respool._threads import filler
 from respool.errors import LeaseError, PoolClosed, PoolTimeout
 from respool.lease import DebugLease, Lease
@@ -81,6 +85,38 @@ def _on_debug(on: bool) -> None:
 _debug.subscribe(_on_debug)
 
 
+def _health_rules(
+    *,
+    check: bool,
+    check_after: float,
+    max_lifetime: float | None,
+    max_uses: int | None,
+    idle_timeout: float | None,
+    keepalive: float | None,
+) -> Rules | None:
+    """Validate the health options (naming the parameter) and bundle them; None when none
+    is set, so that the pool's hot path stays the bare one."""
+    after = _validate.seconds("check_after", check_after, allow_none=False)
+    assert after is not None
+    lifetime = _validate.positive_seconds("max_lifetime", max_lifetime)
+    uses = _validate.optional_integer("max_uses", max_uses, minimum=1)
+    idle = _validate.positive_seconds("idle_timeout", idle_timeout)
+    alive = _validate.positive_seconds("keepalive", keepalive)
+    if not check:
+        for name, value in (("check_after", after or None), ("keepalive", alive)):
+            if value is not None:
+                raise ValueError(f"{name}={value!r} needs a check= callback to run")
+    if not (after or lifetime or uses or idle or alive):
+        return None
+    return Rules(
+        check_after=after,
+        max_uses=uses,
+        max_lifetime=lifetime,
+        idle_timeout=idle,
+        keepalive=alive,
+    )
+
+
 def _finisher(ref: weakref.ref[_FreeListPool[T]]) -> Callable[[Entry[T], int], None]:
     """The core's ``finish_later`` for the pool behind *ref* (held weakly: no cycle)."""
 
@@ -119,6 +155,12 @@ class _FreeListPool(Generic[T]):
         discard_on_error: bool,
         order: str,
         name: str | None,
+        check_after: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
+        idle_timeout: float | None = None,
+        keepalive: float | None = None,
+        leak_timeout: float | None = None,
     ) -> None:
         lifecycle = coerce(create, reset=reset, check=check, destroy=destroy)
         self.lifecycle: Lifecycle[T] = lifecycle
@@ -135,6 +177,21 @@ class _FreeListPool(Generic[T]):
         if name is None:
             name = f"{type(self).__name__}-{next(_names)}"
         self.name = _validate.text("name", name)
+        rules = _health_rules(
+            check=check is not None or lifecycle.check is not None,
+            check_after=check_after,
+            max_lifetime=max_lifetime,
+            max_uses=max_uses,
+            idle_timeout=idle_timeout,
+            keepalive=keepalive,
+        )
+        self._leak_timeout = _validate.positive_seconds("leak_timeout", leak_timeout)
+        #: With a time-based option, returns and acquires read the clock and go through the
+        #: health rules; without (and without a check), the hot path is the bare lock-free one.
+        self._health = rules is not None or self._leak_timeout is not None
+        self._plain = self._check is None and not self._health
+        #: The clock every decision is timed with (tests may swap in a fake one).
+        self._clock: Callable[[], float] = monotonic
 
         self._lock = threading.Lock()
         #: Entries of leases lost without being ended (see :meth:`_lost`), waiting for the
@@ -148,10 +205,14 @@ class _FreeListPool(Generic[T]):
             max_waiting=max_waiting,
             lifo=order == "lifo",
             owner=weakref.ref(self),
+            rules=rules,
+            leak_timeout=self._leak_timeout,
         )
         self._bind()
         _fork.register(self)
         self._prime(prime)
+        if self._health:
+            filler.request(self)  # housekeeping: lifetimes, idle eviction, keepalive, leaks
 
     def _bind(self) -> None:
         """Wire the core's lock-free moves in as the hot path.
@@ -162,9 +223,8 @@ class _FreeListPool(Generic[T]):
         """
         core = self._core
         core.finish_later = _finisher(weakref.ref(self))
-        self._put: Callable[[Entry[T]], object] = (
-            core.put_nowait if self._reset is None else self._reset_and_put
-        )
+        plain_put = self._reset is None and not self._health
+        self._put: Callable[[Entry[T]], object] = core.put_nowait if plain_put else self._put_slow
 
     # -- public API -----------------------------------------------------------------------
 
@@ -182,7 +242,7 @@ class _FreeListPool(Generic[T]):
             entry = self._core.take_nowait()
         except IndexError:  # none idle
             entry = None
-        if entry is not None and self._check is None:
+        if entry is not None and self._plain:
             entry.uses += 1
             lease: Lease[T] = _new_lease(Lease)  # _lease(), inlined: this is the hot path
             lease._pool = self
@@ -201,7 +261,7 @@ class _FreeListPool(Generic[T]):
             entry = self._core.take_nowait()
         except IndexError:  # none idle
             entry = None
-        if entry is not None and self._check is None:
+        if entry is not None and self._plain:
             return _lease(self, entry)
         return self._acquire_slow(0, entry, trying=True)
 
@@ -227,6 +287,22 @@ class _FreeListPool(Generic[T]):
             self._adopt_orphans()
         with self._lock:
             todo = self._core.close()
+        self._perform(todo)
+
+    def drain(self) -> None:
+        """Retire every resource made before this call: idle ones now, lent ones when they
+        come back; replacements are made as usual and no caller fails (for instance after a
+        database fail-over, so that no connection to the old primary is reused)."""
+        with self._lock:
+            todo = self._core.drain(self._clock())
+        self._perform(todo)
+
+    def _resize(self, *, min_size: int, max_size: int | None, max_idle: int) -> None:
+        """Apply new sizes (already validated by the public ``resize``)."""
+        with self._lock:
+            todo = self._core.resize(
+                self._clock(), min_size=min_size, max_size=max_size, max_idle=max_idle
+            )
         self._perform(todo)
 
     @property
@@ -264,23 +340,32 @@ class _FreeListPool(Generic[T]):
             self._adopt_orphans()
         if timeout is FROM_POOL:
             timeout = self._timeout
-        started = monotonic()
+        started = self._clock()
         deadline = None if timeout is None else started + timeout
+        core = self._core
         failed: Entry[T] | None = None
+        why = CHECK
         while True:
             if entry is None:
-                entry = self._obtain(timeout, deadline, trying, failed)
+                entry = self._obtain(timeout, deadline, trying, failed, why)
                 if entry is None:
                     return None
-            if (
+            now = self._clock() if self._health else started
+            reason = core.worn(entry, now) if self._health else None
+            if reason is None and (
                 self._check is None
-                or not self._core.needs_check(entry, started)
-                or self._viable(entry)
+                or not core.needs_check(entry, started, now)
+                or self._viable(entry, now)
             ):
+                if self._leak_timeout is not None:
+                    entry.lent_at = now
+                    entry.reported = False
+                    if entry.trace is None:
+                        entry.trace = _debug.capture_stack()
                 return _lease(self, entry)
-            # Unviable: destroy it and go on at the head of the line (a new resource needs no
-            # check, so a check that always fails cannot make this loop spin).
-            failed, entry = entry, None
+            # Due for retirement, or unviable: destroy it and go on at the head of the line
+            # (a new resource needs no check, so a check that always fails cannot spin).
+            failed, why, entry = entry, reason or CHECK, None
 
     def _obtain(
         self,
@@ -288,19 +373,20 @@ class _FreeListPool(Generic[T]):
         deadline: float | None,
         trying: bool,
         failed: Entry[T] | None,
+        why: str = CHECK,
     ) -> Entry[T] | None:
         """An idle entry, a waiter's grant, or a resource made for this caller; None when
         *trying* found nothing. *failed*: an entry of this caller's that failed its check."""
         handle: LockType | None = None
-        if not trying and (deadline is None or deadline > monotonic()):
+        if not trying and (deadline is None or deadline > self._clock()):
             handle = threading.Lock()
             handle.acquire()
         with self._lock:
             core = self._core
             if failed is None:
-                todo = core.request(monotonic(), handle)
+                todo = core.request(self._clock(), handle)
             else:
-                todo = core.check_failed(failed, monotonic(), handle)
+                todo = core.check_failed(failed, self._clock(), handle, why)
             if todo.outcome is None and not trying:
                 core.note_timeout()
         try:
@@ -332,7 +418,7 @@ class _FreeListPool(Generic[T]):
             if deadline is None:
                 handle.acquire()
             else:
-                remaining = min(deadline - monotonic(), threading.TIMEOUT_MAX)
+                remaining = min(deadline - self._clock(), threading.TIMEOUT_MAX)
                 if not (remaining > 0 and handle.acquire(timeout=remaining)):
                     with self._lock:
                         self._core.cancel(waiter, timed_out=True)
@@ -357,7 +443,7 @@ class _FreeListPool(Generic[T]):
             grant = (
                 core.cancel(outcome, timed_out=False) if isinstance(outcome, Waiter) else outcome
             )
-            todo = core.give_back(grant, monotonic()) if grant is not None else Todo()
+            todo = core.give_back(grant, self._clock()) if grant is not None else Todo()
         self._perform(todo, in_caller=False)
 
     def _timed_out(self, timeout: float | None) -> PoolTimeout:
@@ -377,49 +463,67 @@ class _FreeListPool(Generic[T]):
             resource = self._create()
         except BaseException:
             with self._lock:
-                todo = self._core.create_failed(monotonic(), error=True)
+                todo = self._core.create_failed(self._clock(), error=True)
             self._perform(todo)
             raise
         with self._lock:
-            return self._core.filled(resource, monotonic())
+            return self._core.filled(resource, self._clock())
 
-    def _viable(self, entry: Entry[T]) -> bool:
+    def _viable(self, entry: Entry[T], now: float) -> bool:
         """Run ``check``: False (or an ``Exception``) means *entry* must be destroyed."""
         check = self._check
         assert check is not None
         try:
-            return bool(check(entry.resource))
+            alive = bool(check(entry.resource))
         except Exception:
             log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
             return False
         except BaseException:
             # Interrupted mid-check: the resource's state is unknown (abort means discard).
             with self._lock:
-                todo = self._core.check_failed(entry, monotonic(), None)
+                todo = self._core.check_failed(entry, self._clock(), None)
             self._forgo(todo.outcome)
             self._perform(todo)
             raise
+        if alive:
+            entry.checked_at = now
+        return alive
 
     # -- release --------------------------------------------------------------------------
 
-    def _reset_and_put(self, entry: Entry[T]) -> None:
-        """Reset *entry* and return it for reuse (the lease has already ended)."""
-        reset = self._reset
-        assert reset is not None
+    def _put_slow(self, entry: Entry[T]) -> None:
+        """Return *entry* for reuse when there is more to do than the lock-free put: retire
+        it if it is due (lifetime, uses, drain), reset it, stamp its idle time."""
         core = self._core
         if core.foreign(entry):
             return  # the parent's, in a forked child: not ours to reset
-        try:
-            reset(entry.resource)
-        except BaseException as exc:
-            self._reset_failed(entry, exc)
-            return
+        if self._health:
+            now = self._clock()
+            if entry.reported:
+                log.warning(
+                    "pool %r: the lease reported as held too long came back after %.1f s",
+                    self.name,
+                    now - entry.lent_at,
+                )
+            reason = core.worn(entry, now)
+            if reason is not None:
+                self._throw_away(entry, reason)
+                return
+        reset = self._reset
+        if reset is not None:
+            try:
+                reset(entry.resource)
+            except BaseException as exc:
+                self._reset_failed(entry, exc)
+                return
+        if self._health:
+            entry.idle_since = self._clock()
         core.put_nowait(entry)
 
     def _finish_put(self, entry: Entry[T], answer: int) -> None:
         """The lock-free put could not finish alone: settle it under the lock."""
         with self._lock:
-            todo = self._core.finish_put(entry, answer, monotonic())
+            todo = self._core.finish_put(entry, answer, self._clock())
         self._perform(todo)
 
     def _reset_failed(self, entry: Entry[T], exc: BaseException) -> None:
@@ -429,15 +533,16 @@ class _FreeListPool(Generic[T]):
         if not loud:
             log.warning("pool %r: reset raised; destroying the resource", self.name, exc_info=exc)
         with self._lock:
-            todo = self._core.reset_failed(entry, monotonic())
+            todo = self._core.reset_failed(entry, self._clock())
         self._perform(todo)
         if loud:
             raise exc
 
-    def _throw_away(self, entry: Entry[T]) -> None:
-        """Destroy *entry*'s resource instead of reusing it (the lease has already ended)."""
+    def _throw_away(self, entry: Entry[T], reason: str = ABORT) -> None:
+        """Destroy *entry*'s resource instead of reusing it (the lease has already ended);
+        *reason* is what ``stats().retired`` counts it under."""
         with self._lock:
-            todo = self._core.discard(entry, monotonic())
+            todo = self._core.discard(entry, self._clock(), reason)
         self._perform(todo)
 
     def _own(self, lease: Lease[T]) -> Lease[T]:
@@ -495,24 +600,76 @@ class _FreeListPool(Generic[T]):
                 stack,
             )
             with self._lock:
-                todo = self._core.leaked(entry, monotonic())
+                todo = self._core.leaked(entry, self._clock())
             self._perform(todo, in_caller=False)
 
     # -- background work (the filler's thread) ----------------------------------------------
 
     def _tend(self) -> float | None:
-        """Recover lost leases and create what the pool owes itself; return when to be
-        called again (the create backoff), or None."""
+        """The pool's background work: recover lost leases, housekeep (retire what is due,
+        keepalive checks, leak reports), create what the pool owes itself. Returns in how
+        many seconds to be called again (the earliest deadline or create retry), or None."""
         if self._orphans:
             self._adopt_orphans()
+        if self._health:
+            self._housekeep()
         with self._lock:
-            count = self._core.start_fills(monotonic())
+            count = self._core.start_fills(self._clock())
         for started in range(count):
             if not self._fill_one(unstarted=count - started - 1):
                 break
         with self._lock:
             core = self._core
-            return core.backoff.retry_at if core.owed else None
+            now = self._clock()
+            due = core.next_deadline(now) if self._health else math.inf
+            if core.owed:
+                due = min(due, core.backoff.retry_at)
+        return None if due == math.inf else max(0.0, due - now)
+
+    def _housekeep(self) -> None:
+        """One housekeeping pass (see :meth:`FreeListCore.housekeep`), acted on."""
+        with self._lock:
+            todo = self._core.housekeep(self._clock())
+        self._perform(todo, in_caller=False)
+        for entry in todo.report:
+            self._report_held(entry)
+        for entry in todo.check:
+            alive = False
+            check = self._check
+            assert check is not None
+            try:
+                alive = bool(check(entry.resource))
+            except BaseException:  # the housekeeper's own thread: counted and logged
+                log.warning("pool %r: keepalive check raised", self.name, exc_info=True)
+            with self._lock:
+                done = self._core.keepalive_done(entry, self._clock(), alive=alive)
+            self._perform(done, in_caller=False)
+
+    def _report_held(self, entry: Entry[T]) -> None:
+        """A lease is held past ``leak_timeout``: say so once, with where it was acquired."""
+        held = self._clock() - entry.lent_at
+        stack = ""
+        if entry.trace is not None:
+            stack = (
+                " It was acquired at (most recent call last):\n"
+                + _debug.format_stack(
+                    entry.trace  # type: ignore[arg-type]
+                ).rstrip()
+            )
+        log.warning(
+            "pool %r: a lease has been held for %.1f s (leak_timeout=%g s); is it leaked?%s",
+            self.name,
+            held,
+            self._leak_timeout,
+            stack,
+        )
+        warnings.warn(
+            f"a lease from pool {self.name!r} has been held for {held:.1f} s, longer than"
+            f" leak_timeout={self._leak_timeout:g} s (the respool log shows where it was"
+            " acquired)",
+            ResourceWarning,
+            stacklevel=1,
+        )
 
     def _fill_one(self, unstarted: int) -> bool:
         """Create one owed resource and hand it over; False if ``create`` failed.
@@ -527,7 +684,7 @@ class _FreeListPool(Generic[T]):
             self._fill_failed(exc, unstarted)
             return False
         with self._lock:
-            todo = self._core.stock(resource, monotonic(), owed=True)
+            todo = self._core.stock(resource, self._clock(), owed=True)
         self._perform(todo, in_caller=False)
         return True
 
@@ -536,8 +693,8 @@ class _FreeListPool(Generic[T]):
         line per backoff step (a create that fails for minutes must not flood the log)."""
         with self._lock:
             core = self._core
-            todo = core.fill_failed(monotonic(), exc, unstarted=unstarted)
-            failures, delay = core.backoff.failures, core.backoff.remaining(monotonic())
+            todo = core.fill_failed(self._clock(), exc, unstarted=unstarted)
+            failures, delay = core.backoff.failures, core.backoff.remaining(self._clock())
         if failures == 1:
             log.warning(
                 "pool %r: creating a replacement failed; retrying in %.2f s",
@@ -602,13 +759,13 @@ class _FreeListPool(Generic[T]):
                 with self._lock:
                     core = self._core
                     todo = core.close()
-                    core.create_failed(monotonic(), error=True)
+                    core.create_failed(self._clock(), error=True)
                     for _ in range(reserved - made - 1):
-                        core.create_failed(monotonic(), error=False)
+                        core.create_failed(self._clock(), error=False)
                 self._perform(todo, in_caller=False)
                 raise
             with self._lock:
-                todo = self._core.stock(resource, monotonic())
+                todo = self._core.stock(resource, self._clock())
             self._perform(todo)
 
     def _after_fork_in_child(self) -> None:
