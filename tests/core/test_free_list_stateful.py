@@ -33,6 +33,7 @@ from respool._core.free_list import (
     Todo,
     Waiter,
 )
+from respool._core.health import Rules
 from respool.errors import PoolClosed, PoolFull
 
 
@@ -51,6 +52,7 @@ class FreeListMachine(RuleBasedStateMachine):
         self.filling = 0  # owed slots the filler has started on
         self.fill_wanted = False  # a move asked for the filler
         self.destroyed: set[int] = set()
+        self.checking: list[Entry[int]] = []  # out for a keepalive check
 
     @initialize(
         min_size=st.integers(0, 2),
@@ -59,6 +61,8 @@ class FreeListMachine(RuleBasedStateMachine):
         max_waiting=st.one_of(st.none(), st.integers(0, 3)),
         lifo=st.booleans(),
         prime=st.integers(0, 3),
+        health=st.booleans(),
+        leak_timeout=st.one_of(st.none(), st.sampled_from([2.0, 10.0])),
     )
     def setup(
         self,
@@ -68,8 +72,13 @@ class FreeListMachine(RuleBasedStateMachine):
         max_waiting: int | None,
         lifo: bool,
         prime: int,
+        health: bool,
+        leak_timeout: float | None,
     ) -> None:
         max_size = None if extra is None else max(1, min_size + extra)
+        rules = None
+        if health:
+            rules = Rules(max_lifetime=8.0, max_uses=3, idle_timeout=4.0, keepalive=3.0)
         self.core = FreeListCore(
             name="m",
             min_size=min_size,
@@ -77,6 +86,8 @@ class FreeListMachine(RuleBasedStateMachine):
             max_idle=max(max_idle, min_size),
             max_waiting=max_waiting,
             lifo=lifo,
+            rules=rules,
+            leak_timeout=leak_timeout,
         )
         # The shells prime at least min_size (a FixedPool its whole size) before anything.
         self.permits += self.core.reserve(max(prime, min_size))
@@ -93,7 +104,9 @@ class FreeListMachine(RuleBasedStateMachine):
             self.woken.append(waiter)
         for entry in todo.destroy:
             assert entry.resource not in self.destroyed, "destroyed twice"
+            assert entry not in self.held, "destroyed while lent"
             self.destroyed.add(entry.resource)
+        self.checking.extend(todo.check)
         self.fill_wanted |= todo.fill
 
     def settled(self) -> bool:
@@ -281,6 +294,49 @@ class FreeListMachine(RuleBasedStateMachine):
         entry, answer = self.unfinished.pop(data.draw(st.integers(0, len(self.unfinished) - 1)))
         self.perform(self.core.finish_put(entry, answer, self.tick()))
 
+    @rule()
+    def housekeep(self) -> None:
+        """The housekeeper's pass: retire what is due, take entries out for keepalive."""
+        core = self.core
+        now = self.tick()
+        self.perform(core.housekeep(now))
+        # Nothing is left due at once: housekeeping never wakes itself in a loop.
+        assert core.next_deadline(now) > now
+
+    @precondition(lambda self: self.checking)
+    @rule(alive=st.booleans())
+    def keepalive_done(self, alive: bool) -> None:
+        """A keepalive check ends."""
+        entry = self.checking.pop()
+        self.perform(self.core.keepalive_done(entry, self.tick(), alive=alive))
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data())
+    def give_back_worn(self, data: st.DataObject) -> None:
+        """The shell's health path at return: a worn entry is retired with its reason."""
+        entry = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
+        now = self.tick()
+        reason = self.core.worn(entry, now)
+        if reason is None:
+            entry.idle_since = now
+            self.perform(self.core.release(entry, now))
+        else:
+            self.perform(self.core.discard(entry, now, reason))
+
+    @rule()
+    def drain(self) -> None:
+        self.perform(self.core.drain(self.tick()))
+
+    @rule(grow=st.booleans())
+    def resize(self, grow: bool) -> None:
+        """Resize within the setup's bounds, up or down."""
+        core = self.core
+        if core.max_size is None:
+            return
+        size = core.max_size + 1 if grow else max(1, core.max_size - 1)
+        min_size = min(core.min_size, size)
+        self.perform(core.resize(self.tick(), min_size=min_size, max_size=size, max_idle=min_size))
+
     @rule(now=st.integers(0, 15))
     def close(self, now: int) -> None:
         """Close, rarely: a closed pool only destroys, so most runs should stay open longer."""
@@ -301,7 +357,8 @@ class FreeListMachine(RuleBasedStateMachine):
         core = self.core
         granted = [w.grant for w in self.woken if isinstance(w.grant, Entry)]
         refused = [e for e, _ in self.unfinished if e not in core.idle]
-        places = [e.resource for e in [*core.idle, *self.held, *granted, *refused]]
+        out = [*core.idle, *self.held, *granted, *refused, *self.checking]
+        places = [e.resource for e in out]
         assert len(places) == len(set(places)), "a resource is lent twice"
         live = [ref() for ref in core.live.values()]
         assert set(places) == {e.resource for e in live if e is not None}

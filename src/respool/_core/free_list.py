@@ -266,6 +266,7 @@ class FreeListCore(Generic[T]):
         "finish_later",
         "generation",
         "idle",
+        "idle_cap",
         "last_create_error",
         "leak_timeout",
         "leaks",
@@ -314,6 +315,8 @@ class FreeListCore(Generic[T]):
         self.min_size = min_size
         self.max_size = max_size
         self.max_idle = max_idle
+        #: ``max_idle`` as configured (``max_idle`` itself is 0 while a resize shrinks).
+        self.idle_cap = max_idle
         self.max_waiting = max_waiting
         self.epoch = epoch
         self.lifo = lifo
@@ -779,9 +782,12 @@ class FreeListCore(Generic[T]):
             periods += [p for p in (rules.idle_timeout, rules.keepalive) if p is not None]
             for ref in self.live.values():
                 entry = ref()
-                if entry is not None and entry.expires_at < due:
+                # A lent entry already past its lifetime waits for its return: it is no
+                # deadline (counting it would wake housekeeping in a loop until then).
+                if entry is not None and now < entry.expires_at < due:
                     due = entry.expires_at
             for entry in self.idle:
+                due = min(due, entry.expires_at)
                 if rules.keepalive is not None:
                     due = min(due, max(entry.idle_since, entry.checked_at) + rules.keepalive)
                 if rules.idle_timeout is not None and self.size > self.min_size:
@@ -829,6 +835,11 @@ class FreeListCore(Generic[T]):
             if entry is not None:
                 self._retire(entry, todo, now, SURPLUS, serve=False)
         self.shrinking = max_size is not None and self.size + self.creating > max_size
+        # While shrinking nothing goes idle (the lock-free put then refuses, and the move
+        # under the lock retires the surplus); max_idle comes back once the surplus is gone.
+        self.idle_cap = max_idle
+        if self.shrinking:
+            self.max_idle = 0
         self._owe(todo)
         self._serve(todo, now)
         return todo
@@ -840,7 +851,7 @@ class FreeListCore(Generic[T]):
             name=self.name,
             min_size=self.min_size,
             max_size=self.max_size,
-            max_idle=self.max_idle,
+            max_idle=self.idle_cap,
             max_waiting=self.max_waiting,
             lifo=self.lifo,
             epoch=self.epoch + 1,
@@ -947,8 +958,9 @@ class FreeListCore(Generic[T]):
                 self.creating,
                 self.min_size,
             )
+        assert self.max_idle == (0 if self.shrinking else self.idle_cap)
         if settled:
-            assert len(self.idle) <= self.max_idle
+            assert len(self.idle) <= self.idle_cap
             if self.waiters:
                 assert not self.idle
                 assert not self._has_room()
@@ -1062,6 +1074,8 @@ class FreeListCore(Generic[T]):
         self.retired[reason] += 1
         if self.shrinking and self.max_size is not None:
             self.shrinking = self.size - 1 + self.creating > self.max_size
+            if not self.shrinking:
+                self.max_idle = self.idle_cap
         del self.live[entry.key]
         self.retired_uses += entry.uses
         self.size -= 1
