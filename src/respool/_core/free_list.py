@@ -396,7 +396,13 @@ class FreeListCore(Generic[T]):
         as its release path (one call frame less on the hot path).
         """
         idle = self.idle
-        if self.waiters or self.closed or len(idle) >= self.max_idle or entry.epoch != self.epoch:
+        # (A generation differs for a drained entry, and for another process's.)
+        if (
+            self.waiters
+            or self.closed
+            or len(idle) >= self.max_idle
+            or entry.generation != self.generation
+        ):
             answer = PUT_REFUSED
         else:
             idle.append(entry)
@@ -643,6 +649,9 @@ class FreeListCore(Generic[T]):
         if self.closed:
             self._retire(entry, todo, now, CLOSE)
             return todo
+        if entry.generation != self.generation:
+            self._retire(entry, todo, now, DRAIN)
+            return todo
         if self._over_size() or (not self.waiters and len(self.idle) >= self.max_idle):
             self._retire(entry, todo, now, SURPLUS)
             return todo
@@ -866,6 +875,8 @@ class FreeListCore(Generic[T]):
             if entry is not None:
                 entry.owner = None
         child.closed = self.closed
+        # A generation of its own too: the lock-free put refuses the parent's entries by it.
+        child.generation = self.generation + 1
         if not child.closed:
             child._owe(Todo())
         return child
