@@ -41,6 +41,9 @@ class Tended(Protocol):
         clock.)"""
 
 
+#: Seconds the thread waits with nothing to do before it ends (a request starts it again).
+IDLE_EXIT = 60.0
+
 _jobs: SimpleQueue[weakref.ref[Tended]] = SimpleQueue()
 _thread: threading.Thread | None = None
 _start_lock = threading.Lock()
@@ -86,10 +89,12 @@ def _start() -> None:
 
 
 def _run(jobs: SimpleQueue[weakref.ref[Tended]]) -> None:
-    """Serve requests as they come, and pools backing off when their time comes."""
+    """Serve requests as they come, and pools when their next deadline comes (no fixed
+    polling); end after ``IDLE_EXIT`` seconds with nothing to do."""
+    global _thread
     due: dict[weakref.ref[Tended], float] = {}
     while True:
-        timeout = None
+        timeout = IDLE_EXIT
         if due:
             timeout = max(0.0, min(due.values()) - monotonic())
         batch: list[weakref.ref[Tended]] = []
@@ -98,7 +103,14 @@ def _run(jobs: SimpleQueue[weakref.ref[Tended]]) -> None:
             while True:
                 batch.append(jobs.get_nowait())
         except Empty:
-            pass
+            if not due and not batch:
+                with _start_lock:
+                    # A request puts its job first and looks for the thread second: if it
+                    # came after this look, it sees no thread and starts a new one.
+                    if jobs.empty():
+                        _thread = None
+                        return
+                continue
         now = monotonic()
         for ref, at in list(due.items()):
             if at <= now:
