@@ -17,7 +17,7 @@ __all__ = ["main"]
 
 # Names only: importing the benchmarks (and so every pool) just to parse arguments is wasteful.
 # tests/test_cli.py checks that they match respool.bench.SUITES and respool.bench.ALIASES.
-_SUITES = ("acquire_release", "worker", "transient")
+_SUITES = ("acquire_release", "worker", "transient", "health")
 _ALIASES = {"free_list": "acquire_release"}
 
 

@@ -345,12 +345,14 @@ class _FreeListPool(Generic[T]):
         core = self._core
         failed: Entry[T] | None = None
         why = CHECK
+        now = started
         while True:
             if entry is None:
                 entry = self._obtain(timeout, deadline, trying, failed, why)
                 if entry is None:
                     return None
-            now = self._clock() if self._health else started
+                if self._health:
+                    now = self._clock()  # it may have waited
             reason = core.worn(entry, now) if self._health else None
             if reason is None and (
                 self._check is None
@@ -497,6 +499,7 @@ class _FreeListPool(Generic[T]):
         core = self._core
         if core.foreign(entry):
             return  # the parent's, in a forked child: not ours to reset
+        now = 0.0
         if self._health:
             now = self._clock()
             if entry.reported:
@@ -517,7 +520,7 @@ class _FreeListPool(Generic[T]):
                 self._reset_failed(entry, exc)
                 return
         if self._health:
-            entry.idle_since = self._clock()
+            entry.idle_since = now if reset is None else self._clock()
         core.put_nowait(entry)
 
     def _finish_put(self, entry: Entry[T], answer: int) -> None:

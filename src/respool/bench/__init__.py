@@ -3,7 +3,8 @@
 One suite per strategy, each in its own module, each also runnable as a script in
 ``benchmarks/``: :mod:`.acquire_release` (``FixedPool`` and ``ElasticPool`` against a locked
 deque), :mod:`.worker` (``WorkerPool`` against ``ThreadPoolExecutor`` and a bare queue round
-trip), :mod:`.transient` (``TransientPool`` and ``BufferPool`` against plain allocation).
+trip), :mod:`.transient` (``TransientPool`` and ``BufferPool`` against plain allocation),
+:mod:`.health` (what the health options cost, and a fault drill).
 ``respool bench NAME`` runs one of them. All of them time through :mod:`._timing`, the harness
 the tour uses too.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from respool.bench import acquire_release, transient, worker
+from respool.bench import acquire_release, health, transient, worker
 
 __all__ = ["ALIASES", "SUITES", "main"]
 
@@ -22,6 +23,7 @@ SUITES: Final[dict[str, Callable[[bool], int]]] = {
     "acquire_release": acquire_release.main,
     "worker": worker.main,
     "transient": transient.main,
+    "health": health.main,
 }
 
 #: Former suite names still accepted, so scripts written against 0.1 keep working.
