@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import gc
 import logging
+import subprocess
+import sys
 import threading
 import weakref
 
-import pytest
-
 import respool
-from respool._threads import filler
-from tests.conftest import Tracker, settle, wait_until
+from tests.conftest import Tracker, settle
 
 
 def test_one_thread_serves_every_pool(tracker: Tracker) -> None:
@@ -59,17 +58,31 @@ def test_filler_holds_pools_weakly() -> None:
         logger.disabled = False
 
 
-def test_thread_ends_when_nothing_needs_it_and_comes_back_on_demand(
-    monkeypatch: pytest.MonkeyPatch, tracker: Tracker
-) -> None:
-    """With nothing to do for IDLE_EXIT seconds the thread ends; the next request starts
-    a new one, and the work still gets done."""
-    monkeypatch.setattr(filler, "IDLE_EXIT", 0.05)
-    gc.collect()
-    assert filler.flush(5.0)  # wakes the thread, which then idles with the short limit
-    wait_until(lambda: filler._thread is None)
-    pool = respool.FixedPool(tracker.lifecycle(), size=1)
-    pool.acquire().discard()
-    settle()
-    assert pool.stats().size == 1
-    pool.close()
+IDLE_EXIT_SCRIPT = """
+import threading, time
+import respool
+from respool._threads import filler
+
+filler.IDLE_EXIT = 0.05
+pool = respool.FixedPool(object, size=1)
+pool.acquire().discard()              # starts the thread, which makes the replacement
+assert filler.flush(5.0)
+deadline = time.monotonic() + 5.0
+while filler._thread is not None:     # nothing left to do: the thread ends by itself
+    assert time.monotonic() < deadline, "the filler thread did not end"
+    time.sleep(0.01)
+assert not any(t.name == "respool-filler" for t in threading.enumerate())
+pool.acquire().discard()              # a new request starts a new thread
+assert filler.flush(5.0) and pool.stats().size == 1
+print("ok")
+"""
+
+
+def test_thread_ends_when_nothing_needs_it_and_comes_back_on_demand() -> None:
+    """With nothing to do for IDLE_EXIT seconds the thread ends; the next request starts a
+    new one and the work still gets done (in a fresh interpreter: no other test's pool)."""
+    done = subprocess.run(
+        [sys.executable, "-c", IDLE_EXIT_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
