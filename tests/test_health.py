@@ -347,3 +347,77 @@ def test_fixed_resize_refuses_bad_sizes(tracker: Tracker) -> None:
         pool.resize("3")  # type: ignore[arg-type]
     assert pool.stats().size == 2
     pool.close()
+
+
+def test_failing_refill_neither_blocks_callers_nor_spins_the_housekeeper(
+    tracker: Tracker,
+) -> None:
+    """While create fails, replacements are retried on the backoff (a handful of attempts
+    in half a second, not thousands), and a caller with a short timeout is answered in time."""
+    attempts: list[float] = []
+    down = threading.Event()
+    down.set()
+
+    def create() -> Res:
+        if down.is_set():
+            attempts.append(time.monotonic())
+            raise ConnectionError("server down")
+        return tracker.create()
+
+    down.clear()
+    pool = respool.FixedPool(create, size=1, check=tracker.check, keepalive=0.01)
+    down.set()
+    pool.acquire().discard()
+    started = time.monotonic()
+    with pytest.raises(respool.PoolTimeout):
+        pool.acquire(timeout=0.2)
+    assert time.monotonic() - started < 2.0
+    wait_until(lambda: len(attempts) >= 3)
+    time.sleep(0.5)  # let time pass: this test measures what the housekeeper does meanwhile
+    assert len(attempts) <= 12  # 50 ms doubling: about 5 in 0.7 s, never a busy loop
+    assert pool.stats().create_failures == len(attempts)
+    down.clear()
+    with pool.acquire(timeout=PATIENCE):
+        pass
+    assert pool.stats().create_failures == 0
+    pool.close()
+
+
+def test_expired_resources_are_never_lent_under_load(tracker: Tracker) -> None:
+    """Real time, threads churning while housekeeping retires: no resource is lent past its
+    lifetime at the moment the pool judged it."""
+    lifetime = 0.02
+    born: dict[int, float] = {}
+
+    def create() -> Res:
+        res = tracker.create()
+        born[res.n] = time.monotonic()
+        return res
+
+    pool = respool.ElasticPool(create, max_idle=3, max_lifetime=lifetime, timeout=PATIENCE)
+    decided = threading.local()  # the time this thread's acquire judged its resource by
+
+    def clock() -> float:
+        decided.at = time.monotonic()
+        return decided.at  # type: ignore[no-any-return]
+
+    pool._clock = clock
+    stop = threading.Event()
+    too_old: list[float] = []
+
+    def churn_and_look() -> None:
+        while not stop.is_set():
+            with pool.acquire() as res:
+                age = decided.at - born[res.n]
+                if age >= lifetime:
+                    too_old.append(age)
+
+    threads = [threading.Thread(target=churn_and_look) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: pool.stats().retired["lifetime"] >= 20)
+    stop.set()
+    for thread in threads:
+        thread.join(PATIENCE)
+    assert too_old == []
+    pool.close()
