@@ -45,6 +45,7 @@ import sys
 import weakref
 from collections import deque
 from collections.abc import Callable
+from traceback import StackSummary
 from typing import Any, Final, Generic, TypeVar
 
 from respool._core.backoff import Backoff
@@ -172,7 +173,7 @@ class Entry(Generic[T]):
         #: The shell to tell if the entry is lost while lent; None once retired.
         self.owner = owner
         #: Where it was acquired, when debug mode or ``leak_timeout`` recorded it.
-        self.trace: object = None
+        self.trace: StackSummary | None = None
 
     def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
         owner = self.owner

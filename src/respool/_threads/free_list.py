@@ -117,6 +117,14 @@ def _health_rules(
     )
 
 
+def _acquired_where(entry: Entry[Any]) -> str:
+    """ " It was acquired at ..." and the stack, for a report, when one was recorded."""
+    if entry.trace is None:
+        return ""
+    stack = _debug.format_stack(entry.trace).rstrip()
+    return f" It was acquired at (most recent call last):\n{stack}"
+
+
 def _finisher(ref: weakref.ref[_FreeListPool[T]]) -> Callable[[Entry[T], int], None]:
     """The core's ``finish_later`` for the pool behind *ref* (held weakly: no cycle)."""
 
@@ -588,19 +596,11 @@ class _FreeListPool(Generic[T]):
                 entry = self._orphans.pop()
             except IndexError:  # another thread adopted the last one
                 return
-            stack = ""
-            if entry.trace is not None:
-                stack = (
-                    " It was acquired at (most recent call last):\n"
-                    + _debug.format_stack(
-                        entry.trace  # type: ignore[arg-type]
-                    ).rstrip()
-                )
             log.warning(
                 "pool %r: a lease was lost without being released; its resource is destroyed"
                 " and its slot recovered.%s",
                 self.name,
-                stack,
+                _acquired_where(entry),
             )
             with self._lock:
                 todo = self._core.leaked(entry, self._clock())
@@ -651,20 +651,12 @@ class _FreeListPool(Generic[T]):
     def _report_held(self, entry: Entry[T]) -> None:
         """A lease is held past ``leak_timeout``: say so once, with where it was acquired."""
         held = self._clock() - entry.lent_at
-        stack = ""
-        if entry.trace is not None:
-            stack = (
-                " It was acquired at (most recent call last):\n"
-                + _debug.format_stack(
-                    entry.trace  # type: ignore[arg-type]
-                ).rstrip()
-            )
         log.warning(
             "pool %r: a lease has been held for %.1f s (leak_timeout=%g s); is it leaked?%s",
             self.name,
             held,
             self._leak_timeout,
-            stack,
+            _acquired_where(entry),
         )
         warnings.warn(
             f"a lease from pool {self.name!r} has been held for {held:.1f} s, longer than"
