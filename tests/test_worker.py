@@ -606,6 +606,383 @@ def test_max_tasks_per_resource_recycles_the_resource_not_the_thread(
     assert (stats.replaced, stats.destroyed, stats.resources) == (2, 2, 1)
 
 
+# -- health options: max_uses, max_lifetime, keepalive ----------------------------------------
+
+
+def retired(pool: WorkerPool[Any], reason: str) -> int:
+    """How many resources *pool* retired for *reason* so far."""
+    return pool.stats().retired[reason]
+
+
+def test_max_uses_is_the_name_and_max_tasks_per_resource_its_alias(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """max_uses=N recycles the resource after N tasks, as its older name does."""
+    pool = WorkerPool(life.lifecycle(), 1, max_uses=2)
+    pools.append(pool)
+    assert (pool.max_uses, pool.max_tasks_per_resource) == (2, 2)
+    served = [pool.submit(ident).result(WAIT)[0] for _ in range(5)]
+    assert served == [0, 0, 1, 1, 2]
+    wait_until(lambda: pool.stats().created == 3)
+    stats = pool.stats()
+    assert stats.retired["uses"] == 2 == stats.replaced
+    with pytest.raises(TypeError, match=r"max_uses.*max_tasks_per_resource"):
+        WorkerPool(object, 1, max_uses=2, max_tasks_per_resource=2)
+
+
+def test_lifetime_expired_resource_is_replaced_between_tasks(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """A resource that expires during a task finishes that task, then is replaced."""
+    pool = WorkerPool(life.lifecycle(), 1, max_lifetime=0.05)
+    pools.append(pool)
+
+    def outlive(res: Owned) -> int:
+        res.touch()
+        threading.Event().wait(0.15)  # outliving the lifetime is the thing under test
+        res.touch()  # still ours: never destroyed during a task
+        return res.n
+
+    served = pool.submit(outlive).result(WAIT)
+    assert pool.submit(lambda r: r.n).result(WAIT) != served  # a new one
+    assert life.made[served].destroyed
+    assert retired(pool, "lifetime") >= 1
+    assert life.errors == []
+
+
+def test_idle_worker_replaces_its_resource_when_its_lifetime_ends(
+    pools: list[WorkerPool[Any]],
+) -> None:
+    """No task needed: the idle worker wakes at the deadline, retires and replaces, each
+    resource having lived between 90% and 100% of max_lifetime (plus scheduling delays)."""
+    born: dict[int, float] = {}
+    lived: list[float] = []
+    numbers = itertools.count()
+
+    def create() -> int:
+        n = next(numbers)
+        born[n] = monotonic()
+        return n
+
+    def destroy(n: int) -> None:
+        lived.append(monotonic() - born[n])
+
+    pool = WorkerPool(create, 2, destroy=destroy, max_lifetime=0.1)
+    pools.append(pool)
+    wait_until(lambda: pool.stats().retired["lifetime"] >= 6, timeout=WAIT)
+    stats = pool.stats()
+    assert stats.resources == 2
+    assert stats.replaced == sum(stats.retired.values()) == stats.retired["lifetime"]
+    assert all(age >= 0.09 for age in lived[:6]), lived
+
+
+def test_keepalive_replaces_a_dead_idle_resource_before_a_task_meets_it(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """An idle worker checks its resource every keepalive seconds and replaces a dead one."""
+    pool = WorkerPool(life.lifecycle(), 1, keepalive=0.02, check_after=3600)
+    pools.append(pool)
+    wait_until(lambda: life.checks >= 2, timeout=WAIT)  # pinging while idle
+    assert pool.stats().created == 1
+    life.made[0].broken = True  # the server dropped the idle connection
+    wait_until(lambda: pool.stats().created == 2, timeout=WAIT)
+    stats = pool.stats()
+    assert (stats.check_failures, stats.retired["check"], stats.replaced) == (1, 1, 1)
+    checks = life.checks
+    seen = pool.submit(lambda r: (r.n, r.broken)).result(WAIT)
+    assert seen == (1, False)  # the task met the replacement, checked while idle
+    assert life.checks - checks <= 1  # check_after: no extra check before the task
+    assert life.errors == []
+
+
+def test_keepalive_without_check_has_nothing_to_run(pools: list[WorkerPool[Any]]) -> None:
+    """Without a check, keepalive is accepted and does nothing."""
+    pool = WorkerPool(object, 1, keepalive=0.01)
+    pools.append(pool)
+    assert pool.submit(lambda r: 1).result(WAIT) == 1
+    assert pool.stats().replaced == 0
+
+
+# -- resize and drain ------------------------------------------------------------------------
+
+
+def test_resize_up_and_down_under_load_loses_no_task(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """Workers come and go while tasks stream through; every task runs exactly once."""
+    pool = WorkerPool(life.lifecycle(), 2, max_pending=16)
+    pools.append(pool)
+    ran: list[int] = []
+    lock = threading.Lock()
+
+    def work(res: Owned, i: int) -> int:
+        res.touch()
+        with lock:
+            ran.append(i)
+        return i
+
+    results = pool.map(work, range(2000))
+    got = []
+    for size, (i, value) in zip(itertools.cycle([6, 1, 3, 1, 4]), enumerate(results)):
+        got.append(value)
+        if i % 100 == 0:
+            pool.resize(size)
+    assert got == list(range(2000))
+    assert sorted(ran) == list(range(2000))
+    pool.resize(3)
+    wait_until(lambda: pool.stats().workers == 3, timeout=WAIT)
+    stats = pool.stats()
+    assert_accounts(stats)
+    assert stats.completed == 2000 and stats.failed == 0
+    assert stats.resources == 3
+    assert life.errors == []  # leavers destroyed their resources in their own threads
+
+
+def test_shrink_lets_busy_workers_finish_their_task_first(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """resize down never interrupts a task; the queue is served by those who stay."""
+    pool = WorkerPool(life.lifecycle(), 3)
+    pools.append(pool)
+    busy = [pool.submit(blocked(None, gate)) for _ in range(3)]
+    wait_until(lambda: pool.stats().busy == 3)
+    queued = [pool.submit(use, i) for i in range(5)]
+    pool.resize(1)
+    assert pool.workers == 1
+    assert not any(f.done() for f in busy) and life.destroyed == []
+    gate.set()
+    assert [f.result(WAIT) for f in busy] == ["unblocked"] * 3
+    assert [f.result(WAIT) for f in queued] == list(range(5))
+    wait_until(lambda: pool.stats().workers == 1, timeout=WAIT)
+    stats = pool.stats()
+    assert (stats.resources, stats.replaced, len(life.destroyed)) == (1, 0, 2)
+    assert life.errors == []
+
+
+def test_shrink_then_grow_keeps_the_count(pools: list[WorkerPool[Any]]) -> None:
+    """A grow right after a shrink cancels the leaves not yet done; the count ends right."""
+    pool = WorkerPool(object, 4)
+    pools.append(pool)
+    for size in (1, 5, 2, 2, 6, 1, 3):
+        pool.resize(size)
+    wait_until(lambda: pool.stats().workers == 3, timeout=WAIT)
+    assert pool.stats().resources <= 3
+    assert list(pool.map(lambda r, i: i, range(50))) == list(range(50))
+
+
+def test_resize_checks_its_argument_and_refuses_after_shutdown(
+    pools: list[WorkerPool[Any]],
+) -> None:
+    """Bad sizes name the parameter; a shut-down pool cannot be resized."""
+    pool = WorkerPool(object, 1)
+    pools.append(pool)
+    with pytest.raises(ValueError, match="workers"):
+        pool.resize(0)
+    with pytest.raises(TypeError, match="workers"):
+        pool.resize(2.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="workers"):
+        pool.resize(True)
+    pool.shutdown()
+    with pytest.raises(respool.PoolClosed):
+        pool.resize(2)
+    pool.drain()  # harmless
+
+
+def test_drain_replaces_every_idle_resource(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """Idle workers retire their resources at once; each makes a new one."""
+    pool = WorkerPool(life.lifecycle(), 4)
+    pools.append(pool)
+    wait_until(lambda: pool.stats().created == 4)
+    before = list(life.made)
+    pool.drain()
+    wait_until(lambda: all(res.destroyed for res in before), timeout=WAIT)
+    wait_until(lambda: pool.stats().resources == 4, timeout=WAIT)
+    stats = pool.stats()
+    assert stats.retired["drain"] == 4 == stats.replaced
+    assert {pool.submit(lambda r: r.n).result(WAIT) for _ in range(8)} <= {4, 5, 6, 7}
+    assert life.errors == []
+
+
+def test_drain_waits_for_a_busy_resource_to_finish_its_task(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """A resource in use is retired after its task, never during it."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    pools.append(pool)
+    wait_until(lambda: pool.stats().created == 2)
+    started = threading.Event()
+    held: list[Owned] = []
+
+    def hold(res: Owned) -> int:
+        held.append(res)
+        started.set()
+        assert gate.wait(WAIT)
+        res.touch()  # not destroyed meanwhile
+        return res.n
+
+    running = pool.submit(hold)
+    assert started.wait(WAIT)
+    (other,) = [res for res in life.made[:2] if res is not held[0]]
+    pool.drain()
+    wait_until(lambda: other.destroyed, timeout=WAIT)  # the idle one: at once
+    assert not held[0].destroyed and not running.done()
+    gate.set()
+    assert running.result(WAIT) == held[0].n
+    wait_until(lambda: held[0].destroyed, timeout=WAIT)  # the busy one: after its task
+    wait_until(lambda: pool.stats().resources == 2, timeout=WAIT)
+    assert retired(pool, "drain") == 2
+    assert life.errors == []
+
+
+def test_drain_under_load_fails_no_task(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """Drains while tasks stream through: no task fails, every older resource goes."""
+    pool = WorkerPool(life.lifecycle(), 4, max_pending=32)
+    pools.append(pool)
+    before: list[Owned] = []
+    got = []
+    for i, value in enumerate(pool.map(use, range(3000))):
+        got.append(value)
+        if i % 500 == 250:
+            with life.lock:
+                before = list(life.made)
+            pool.drain()
+    assert got == list(range(3000))
+    wait_until(lambda: all(res.destroyed for res in before), timeout=WAIT)
+    stats = pool.stats()
+    assert stats.failed == 0 and stats.completed == 3000
+    assert stats.retired["drain"] >= 4
+    assert stats.replaced == sum(stats.retired.values())
+    assert life.errors == []
+
+
+def test_drain_and_resize_together_under_load(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """Drains and resizes mixed, from another thread, while tasks run: all complete."""
+    pool = WorkerPool(life.lifecycle(), 3)
+    pools.append(pool)
+    stop = threading.Event()
+
+    def churn() -> None:
+        for size in itertools.cycle([1, 5, 2, 4]):
+            if stop.is_set():
+                return
+            pool.drain()
+            pool.resize(size)
+            threading.Event().wait(0.002)
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        futures = [pool.submit(use, i) for i in range(2000)]
+        assert [f.result(WAIT) for f in futures] == list(range(2000))
+    finally:
+        stop.set()
+        thread.join()
+    with life.lock:
+        before = list(life.made)
+    pool.drain()
+    wait_until(lambda: all(res.destroyed for res in before), timeout=WAIT)
+    assert life.errors == []
+
+
+def test_drains_in_a_tight_loop_neither_deadlock_nor_pile_up(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """Two threads drain as fast as they can while tasks run: every task completes, the
+    queue holds at most one drain marker per worker, and the pool still shuts down."""
+    pool = WorkerPool(life.lifecycle(), 4)
+    pools.append(pool)
+    stop = threading.Event()
+    most = [0]
+
+    def hammer() -> None:
+        while not stop.is_set():
+            pool.drain()
+            most[0] = max(most[0], pool._shared.drains_queued)
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        futures = [pool.submit(use, i) for i in range(2000)]
+        assert [f.result(WAIT) for f in futures] == list(range(2000))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert most[0] <= 4
+    with life.lock:
+        before = list(life.made)
+    pool.drain()
+    wait_until(lambda: all(res.destroyed for res in before), timeout=WAIT)
+    assert life.errors == []
+
+
+def test_resize_and_drain_from_inside_a_task(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """A task may resize or drain its own pool: nothing waits, its resource goes after it."""
+    pool = WorkerPool(life.lifecycle(), 3)
+    pools.append(pool)
+
+    def reshape(res: Owned) -> int:
+        pool.drain()
+        pool.resize(1)
+        res.touch()  # still usable: the drain waits for the end of this task
+        return res.n
+
+    served = pool.submit(reshape).result(WAIT)
+    wait_until(lambda: life.made[served].destroyed, timeout=WAIT)
+    wait_until(lambda: pool.stats().workers == 1, timeout=WAIT)
+    assert pool.submit(lambda r: r.n).result(WAIT) >= 3  # made after the drain
+    assert life.errors == []
+
+
+def test_queued_figure_ignores_drain_and_resize_markers(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """Markers share the queue with tasks; the unbounded pool's queued figure counts tasks."""
+    pool = WorkerPool(life.lifecycle(), 2)
+    pools.append(pool)
+    busy = [pool.submit(blocked(None, gate)) for _ in range(2)]
+    wait_until(lambda: pool.stats().busy == 2)
+    queued = [pool.submit(use, i) for i in range(5)]
+    pool.drain()
+    pool.resize(1)  # both workers busy: the markers wait in the queue with the tasks
+    stats = pool.stats()
+    assert stats.queued == 5, stats
+    assert_accounts(stats)
+    gate.set()
+    assert [f.result(WAIT) for f in queued] == list(range(5))
+    assert all(f.result(WAIT) == "unblocked" for f in busy)
+    wait_until(lambda: pool.stats().workers == 1, timeout=WAIT)
+    assert pool.stats().queued == 0
+
+
+def test_stats_report_retirements_by_reason_and_the_create_streak(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """Every reason is a key from the start; a failing create shows its streak."""
+    pool = WorkerPool(life.lifecycle(), 1)
+    pools.append(pool)
+    pool.submit(use).result(WAIT)
+    stats = pool.stats()
+    assert stats.retired == dict.fromkeys(
+        ["lifetime", "uses", "idle", "check", "drain", "error", "abort"], 0
+    )
+    assert (stats.create_failures, stats.create_retry_in) == (0, 0.0)
+
+    def abort(res: Owned) -> None:
+        raise Abort()
+
+    life.fail_create_forever = True  # the replacement cannot be made
+    with pytest.raises(Abort):
+        pool.submit(abort).result(WAIT)
+    wait_until(lambda: pool.stats().create_failures >= 2, timeout=WAIT)
+    stats = pool.stats()
+    assert stats.retired["abort"] == 1 == stats.replaced
+    assert 0.0 <= stats.create_retry_in <= 2.5
+    life.fail_create_forever = False
+    wait_until(lambda: pool.stats().create_failures == 0, timeout=WAIT)
+
+
 # -- create failing ----------------------------------------------------------------------------
 
 
@@ -1577,6 +1954,14 @@ def test_stats_invariants_hold_in_a_forked_child(life: Life) -> None:
         ({"workers": 1, "check_after": -0.5}, ValueError, "check_after"),
         ({"workers": 1, "check_after": None}, TypeError, "check_after"),
         ({"workers": 1, "max_tasks_per_resource": 0}, ValueError, "max_tasks_per_resource"),
+        ({"workers": 1, "max_uses": 0}, ValueError, "max_uses"),
+        ({"workers": 1, "max_uses": 2.5}, TypeError, "max_uses"),
+        ({"workers": 1, "max_lifetime": 0}, ValueError, "max_lifetime"),
+        ({"workers": 1, "max_lifetime": -1.0}, ValueError, "max_lifetime"),
+        ({"workers": 1, "max_lifetime": float("nan")}, ValueError, "max_lifetime"),
+        ({"workers": 1, "max_lifetime": "1h"}, TypeError, "max_lifetime"),
+        ({"workers": 1, "keepalive": 0.0}, ValueError, "keepalive"),
+        ({"workers": 1, "keepalive": True}, TypeError, "keepalive"),
         ({"workers": 1, "name": 7}, TypeError, "name"),
         ({"workers": 1, "reset": "no"}, TypeError, "reset"),
     ],

@@ -15,7 +15,9 @@ import respool
 from respool.worker import WorkerPool, WorkerStats
 from tests.conftest import Abort, Boom
 
-KINDS = ("ok", "raise", "abort", "break", "cancel")
+#: What each submitted task does; "drain" and "resize" also drain or resize the pool just
+#: before it is submitted (the task itself is then an ordinary one).
+KINDS = ("ok", "raise", "abort", "break", "cancel", "drain", "resize")
 
 
 @dataclass(eq=False)
@@ -111,6 +113,7 @@ def run_task(res: Owned, kind: str, i: int) -> int:
     workers=st.integers(1, 3),
     max_pending=st.one_of(st.none(), st.integers(1, 4)),
     max_tasks=st.one_of(st.none(), st.integers(1, 3)),
+    max_lifetime=st.sampled_from([None, 0.002]),
     fail_reset=st.booleans(),
     drain=st.booleans(),
 )
@@ -119,18 +122,29 @@ def test_every_task_settles_once_with_its_own_outcome(
     workers: int,
     max_pending: int | None,
     max_tasks: int | None,
+    max_lifetime: float | None,
     fail_reset: bool,
     drain: bool,
 ) -> None:
-    """Whatever tasks do to their resources, each future settles once; the stats add up."""
+    """Whatever tasks do to their resources, and however the pool is drained and resized
+    meanwhile, each future settles once; the stats add up."""
     life = Life(fail_reset=fail_reset)
     pool = WorkerPool(
-        life.lifecycle(), workers, max_pending=max_pending, max_tasks_per_resource=max_tasks
+        life.lifecycle(),
+        workers,
+        max_pending=max_pending,
+        max_uses=max_tasks,
+        max_lifetime=max_lifetime,
     )
+    sizes = itertools.cycle([1, 3, 2])
     settled: dict[int, int] = {}
     lock = threading.Lock()
     futures = []
     for i, kind in enumerate(kinds):
+        if kind == "drain":
+            pool.drain()
+        elif kind == "resize":
+            pool.resize(next(sizes))
         future = pool.submit(run_task, kind, i)
         if kind == "cancel":
             future.cancel()  # may be too late: then it runs as "ok"
@@ -172,8 +186,10 @@ def test_every_task_settles_once_with_its_own_outcome(
     assert life.errors == []
     assert sorted(r.n for r in life.destroyed) == sorted(r.n for r in life.made)
     assert stats.created == len(life.made) == stats.destroyed
-    # Destroyed: replaced while working, or once per worker at shutdown.
-    assert stats.destroyed - workers <= stats.replaced <= stats.destroyed
+    # Destroyed: replaced while working, or once per worker when it stopped (shutdown, resize).
+    started = len(pool._shared.workers)
+    assert stats.destroyed - started <= stats.replaced <= stats.destroyed
+    assert stats.replaced == sum(stats.retired.values())
     aborted = sum(k == "abort" and not f.cancelled() for k, f in zip(kinds, futures, strict=True))
     assert stats.replaced >= aborted
     assert stats.reset_errors == (sum(r.resets for r in life.made) if fail_reset else 0)

@@ -82,14 +82,15 @@ class WorkerStats(Snapshot):
     * ``submitted == completed + failed + cancelled + queued + busy`` — every accepted task is
       accounted for exactly once (``rejected`` and ``timeouts`` were never accepted);
     * ``created - destroyed == resources <= workers``;
-    * ``busy + idle == workers``.
+    * ``busy + idle == workers``;
+    * ``replaced == sum(retired.values())``.
 
     While work is in flight the figures are read without stopping the workers, so they may be
     a task apart from each other.
     """
 
     name: str
-    #: Worker threads alive (they stop only at shutdown).
+    #: Worker threads alive (they stop at shutdown, or when ``resize`` lowers their number).
     workers: int
     #: Workers holding a task: running it, or preparing a resource for it.
     busy: int
@@ -115,14 +116,26 @@ class WorkerStats(Snapshot):
     resources: int
     created: int
     destroyed: int
-    #: Resources destroyed to be replaced: failed check or reset, an aborted task, or
-    #: ``max_tasks_per_resource`` reached.
+    #: Resources destroyed to be replaced (the worker stays): the sum of ``retired``.
     replaced: int
     create_errors: int
     reset_errors: int
-    #: Resources found unviable by ``check`` (returned False or raised).
+    #: Resources found unviable by ``check`` (returned False or raised), before a task or at a
+    #: ``keepalive`` pass.
     check_failures: int
     destroy_errors: int
+    #: Resources retired (destroyed and replaced), by reason, every key always present:
+    #: ``lifetime`` (past ``max_lifetime``), ``uses`` (``max_uses`` tasks run), ``idle``
+    #: (never, for a worker pool: a worker's resource is never surplus), ``check`` (``check``
+    #: said no), ``drain`` (made before ``drain()``), ``error`` (``reset`` raised), ``abort``
+    #: (a task ended by a non-``Exception``). Resources destroyed because their worker
+    #: stopped (shutdown, ``resize``) are not retirements.
+    retired: dict[str, int]
+    #: The longest current streak of failed ``create`` calls over the workers (0: every
+    #: worker's last attempt worked), and the seconds until the soonest next attempt of a
+    #: failing worker (0.0 when none is failing).
+    create_failures: int
+    create_retry_in: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,18 @@ trip does without a lock; the queue's own length then gives the ``queued`` figur
 written by that thread only (single writer: no lost updates, no lock); :meth:`WorkerPool.stats`
 sums them. Counters of the submit side are the admission core's, read under the lock.
 
+*Health*: each worker keeps its resource's record (:class:`~respool._core.health.Vitals`) and
+asks the health core what to do: after a task (worn out by ``max_uses``, past its
+``max_lifetime``, made before a ``drain``?) and, with ``max_lifetime`` or ``keepalive``, while
+idle: the worker's ``get`` times out at the earliest deadline of its resource, never on a fixed
+tick, and a pool with neither waits with no timeout at all. A retired resource is replaced
+at once, in the same thread, and counted by reason.
+
+*Resize and drain* reach idle workers through markers on the task queue (an idle worker
+blocks there and nowhere else); busy workers look at the pool after their task, since
+``resize`` and ``drain`` switch every worker's after-task bookkeeping on. See :class:`_Shared`
+for why no worker can sleep through a drain.
+
 *Lifetime*: worker threads hold the pool's shared state, never the pool itself, so a pool
 nobody references is collected; its finalizer stops the workers after they drain the queue.
 Workers are daemon threads (an idle worker must not keep the interpreter alive), and an
@@ -59,6 +71,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import math
 import os
 import threading
 import weakref
@@ -69,11 +82,25 @@ from concurrent.futures import Future
 from queue import Empty, SimpleQueue
 from time import monotonic
 from types import TracebackType
-from typing import Any, Concatenate, Final, Generic, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, Final, Generic, Literal, ParamSpec, Self, TypeVar
 
 from respool import _fork, _validate
 from respool._core.admission import ADMITTED, CLOSED, LEFT, Admission, Waiter
-from respool._core.health import CREATE, GIVE_UP, Rules, Supply, Vitals
+from respool._core.health import (
+    ABORT,
+    CHECK,
+    CREATE,
+    DRAIN,
+    ERROR,
+    GIVE_UP,
+    IDLE,
+    LIFETIME,
+    PING,
+    USES,
+    Rules,
+    Supply,
+    Vitals,
+)
 from respool._core.policy import discards, reaches_caller
 from respool._future import TaskFuture, WorkItem
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
@@ -92,14 +119,43 @@ _ON_FULL: Final = ("block", "reject")
 #: As on the free lists: a task never waits forever for a resource, a submit for room.
 DEFAULT_TIMEOUT: Final = 30.0
 _names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
+#: The retirement reasons a worker pool reports (``WorkerStats.retired``), in that order.
+RETIRE_REASONS: Final = (LIFETIME, USES, IDLE, CHECK, DRAIN, ERROR, ABORT)
 
 
 #: A task's future; it is also the admission core's ticket (see :class:`WorkItem`).
 _Task = WorkItem[Any]
-#: What travels on the queue: the task's future and what to run, or ``None`` meaning "stop".
-#: A plain tuple: the cheapest thing to build on the hot path, unpacked in one step, and
-#: dropped once run, so nothing keeps the arguments alive after that.
+#: What travels on the queue: the task's future and what to run, or a marker: ``None``
+#: meaning "stop", or a :class:`_Control`. A plain tuple: the cheapest thing to build on the
+#: hot path, unpacked in one step, and dropped once run, so nothing keeps the arguments alive
+#: after that.
 _Item = tuple[_Task, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class _Control:
+    """A marker on the task queue that is not a task: it wakes an idle worker to look at its
+    resource (``drain``) or to leave (``resize`` down). Falsy, like the stop marker ``None``,
+    so a worker tells every marker from a task (a non-empty tuple) with one truth test."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} marker>"
+
+
+#: ``resize`` down: the worker that takes it leaves, if a worker still has to.
+_SHRINK: Final = _Control("shrink")
+#: ``drain``: the worker that takes it retires its resource if it was made before the drain,
+#: or hands the marker on to a worker that still has to.
+_DRAIN: Final = _Control("drain")
+#: Never queued: what a worker's timed wait answers when a deadline of its resource came.
+_AGAIN: Final = _Control("deadline")
 
 
 class _Parked:
@@ -122,29 +178,49 @@ class _Worker:
         "alive",
         "cancelled",
         "check_failures",
+        "cleanup",
         "completed",
+        "controls",
         "create_errors",
         "created",
         "destroy_errors",
         "destroyed",
         "failed",
+        "generation",
         "has",
         "holding",
+        "leaving",
         "replaced",
         "reset_errors",
+        "retired",
+        "retry_at",
         "stopped",
+        "streak",
         "thread",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, cleanup: bool) -> None:
         self.thread: threading.Thread | None = None
         self.alive = True
         #: Took its stop marker off the queue (it is destroying its resource, or gone).
         self.stopped = False
+        #: Claimed a place of ``resize`` down: it stops once its current task is done.
+        self.leaving = False
         #: True while the worker holds a task it took from the queue.
         self.holding = False
         #: True while the worker has a live resource (others read it to leave tasks to it).
         self.has = False
+        #: The drain generation of its resource (valid while ``has``).
+        self.generation = 0
+        #: Anything to decide after a task (reset, wear, drain, resize)? If not, the hot path
+        #: skips the health bookkeeping altogether. ``drain`` and ``resize`` set it for good.
+        self.cleanup = cleanup
+        #: Markers (stop, drain, shrink) it took off the queue, for the ``queued`` figure.
+        self.controls = 0
+        #: The current streak of failed creates, and when the next attempt is due.
+        self.streak = 0
+        self.retry_at = 0.0
+        self.retired = dict.fromkeys(RETIRE_REASONS, 0)
         self.completed = 0
         self.failed = 0
         self.cancelled = 0
@@ -169,8 +245,20 @@ class _Shared(Generic[T]):
     """Everything the pool's threads share. Workers reference this, never the pool.
 
     Under ``lock``: every move of ``admission`` and every ``queue.put`` of a task (in the
-    order the core admits them). ``queue`` holds items (a task's future and what to run),
-    then, once ``put_stops`` ran, one ``None`` stop marker per worker after all of them.
+    order the core admits them); ``surplus``, ``target``, ``watchers``, ``controls_put``, the
+    drain generation of ``rules`` and additions to ``workers``. ``queue`` holds items (a
+    task's future and what to run) and markers (drain, shrink), then, once ``put_stops`` ran,
+    one ``None`` stop marker per worker after all of them.
+
+    *Resize and drain* wake idle workers through markers on the queue, since an idle worker
+    blocks on the queue and nothing else. A shrink marker is easy: whoever takes it leaves
+    (while ``surplus`` says someone must), so no worker takes two. A drain marker may be
+    taken by a worker whose resource is already new while another, idle with an old one,
+    still sleeps in ``get``: the taker puts the marker back and waits on ``moved`` until that
+    other worker has moved (taken something, lost its resource, left); waiting workers do not
+    take from the queue, so the sleeper is the one to get it. A worker waits only on one whose
+    resource is of an older drain generation than its own, both read under one hold of the
+    lock (a worker with no resource is waited on by nobody), so waits never form a cycle.
     """
 
     def __init__(
@@ -182,14 +270,17 @@ class _Shared(Generic[T]):
         timeout: float | None,
         rules: Rules,
         name: str,
+        cleanup: bool,
     ) -> None:
         self.lifecycle = lifecycle
         self.name = name
         self.timeout = timeout
         self.rules = rules
+        #: A new worker's ``cleanup`` (see :class:`_Worker`).
+        self.cleanup = cleanup
 
         self.lock = threading.Lock()
-        self.queue: SimpleQueue[_Item | None] = SimpleQueue()
+        self.queue: SimpleQueue[_Item | _Control | None] = SimpleQueue()
         self.admission: Admission[_Task] = Admission(name=name, max_pending=max_pending)
         #: Workers report every take to the admission core (see ``_Runner.run``).
         self.bounded = max_pending is not None
@@ -205,8 +296,22 @@ class _Shared(Generic[T]):
         self.stop_token = [True]
         #: Stop markers put (to tell them from tasks in the queue's length).
         self.stops_put = 0
+        #: Drain and shrink markers put, for the same reason.
+        self.controls_put = 0
+        #: Drain markers on the queue now: a drain adds only what is missing (any drain
+        #: marker serves the latest drain), so repeated drains do not pile markers up.
+        self.drains_queued = 0
+        #: Workers the pool should have once pending shrinks are done.
+        self.target = workers
+        #: Workers still to leave after ``resize`` down (each claims one place, then leaves).
+        self.surplus = 0
+        #: Workers waiting on ``moved`` (see the class doc); read without the lock by workers
+        #: that move, to notify them only when someone waits.
+        self.watchers = 0
+        self.moved = threading.Condition(self.lock)
 
-        self.workers = [_Worker() for _ in range(workers)]
+        #: Every worker the pool ever started (records of those gone keep their counts).
+        self.workers = [_Worker(cleanup=cleanup) for _ in range(workers)]
 
     # -- admission moves the shell performs -----------------------------------------------------
 
@@ -249,27 +354,28 @@ class _Shared(Generic[T]):
         except IndexError:
             return
         self.stopping.set()
-        for _ in self.workers:
+        staying = sum(1 for worker in self.workers if worker.alive and not worker.leaving)
+        for _ in range(staying):
             self.queue.put(None)
-        self.stops_put = len(self.workers)
+        self.stops_put = staying
 
     def cancel_queued(self) -> None:
         """Cancel every task still queued (``shutdown(cancel_pending=True)``); stop markers
         found are put back."""
         tasks: list[_Task] = []
-        stops = 0
+        markers: list[_Control | None] = []
         while True:
             try:
                 item = self.queue.get_nowait()
             except Empty:
                 break
-            if item is None:
-                stops += 1
+            if not item:
+                markers.append(item)
             else:
                 tasks.append(item[0])
             del item
-        for _ in range(stops):
-            self.queue.put(None)
+        for marker in markers:
+            self.queue.put(marker)
         with self.lock:
             for task in tasks:
                 self.admit(self.admission.purge(task))  # closed: it admits nobody
@@ -289,9 +395,10 @@ class _Shared(Generic[T]):
         shutting their pool down at once would wait for each other forever.
         """
         me = threading.current_thread()
-        if any(worker.thread is me for worker in self.workers):
+        workers = list(self.workers)  # none is added once closed
+        if any(worker.thread is me for worker in workers):
             return
-        for worker in self.workers:
+        for worker in workers:
             thread = worker.thread
             if thread is not None and thread.is_alive():
                 thread.join()
@@ -299,6 +406,42 @@ class _Shared(Generic[T]):
     def anyone_else_has(self, me: _Worker) -> bool:
         """Does another worker hold a live resource (and so can run tasks)?"""
         return any(worker.has for worker in self.workers if worker is not me)
+
+    # -- resize and drain -----------------------------------------------------------------------
+
+    def put_controls(self, marker: _Control, count: int) -> None:
+        """Put *count* markers on the queue (under ``lock``)."""
+        put = self.queue.put
+        for _ in range(count):
+            put(marker)
+        self.controls_put += count
+        if marker is _DRAIN:
+            self.drains_queued += count
+
+    def notify_moved(self) -> None:
+        """A worker moved (took something, lost its resource, left): wake the watchers."""
+        with self.lock:
+            self.moved.notify_all()
+
+    def stale_idle(self, me: _Worker, generation: int) -> _Worker | None:
+        """Another worker that holds a resource older than drain *generation* and no task:
+        one that may be asleep in ``get`` and needs a drain marker (under ``lock``)."""
+        for worker in self.workers:
+            if worker is not me and not self.moved_on(worker, generation):
+                return worker
+        return None
+
+    @staticmethod
+    def moved_on(worker: _Worker, generation: int) -> bool:
+        """Has *worker* no more need of a drain marker of *generation*?"""
+        return (
+            worker.holding
+            or not worker.has
+            or worker.generation >= generation
+            or worker.leaving
+            or worker.stopped
+            or not worker.alive
+        )
 
     def shutdown(self, wait: bool, cancel_pending: bool) -> None:
         self.close("was shut down")
@@ -355,6 +498,11 @@ class _Runner(Generic[T]):
     creating one). A worker never dies of a callback's failure: every one of them is caught,
     counted, logged, and answered by replacing the resource (or by failing the one task
     concerned), as the callback policy says for a pool's own thread.
+
+    With ``max_lifetime`` or ``keepalive`` (``rules.timed``), an idle worker waits for work
+    only until the earliest deadline of its resource (no polling): then it retires the
+    resource (past its lifetime) or pings it (``check``) and replaces it if dead, before a
+    task meets it. Without them it waits for work with no timeout at all.
     """
 
     def __init__(self, shared: _Shared[T], me: _Worker) -> None:
@@ -366,11 +514,6 @@ class _Runner(Generic[T]):
         #: The resource's health record; None while the worker has no resource.
         self.vitals: Vitals | None = None
         self.check = shared.lifecycle.check
-        #: Anything to decide after a task (reset, wear, idle clock for checks)? If not, the
-        #: hot path skips the health bookkeeping altogether.
-        self.cleanup = bool(
-            shared.lifecycle.reset is not None or self.rules.wears or self.check is not None
-        )
 
     def run(self) -> None:
         shared = self.shared
@@ -382,15 +525,22 @@ class _Runner(Generic[T]):
         check = self.check
         supply = self.supply
         bounded = shared.bounded
+        timed = self.rules.timed
+        item: _Item | _Control | None
         try:
             while True:
                 if self.vitals is not None:
-                    item = get()
+                    item = self.wait_timed() if timed else get()
+                elif me.leaving or (shared.surplus and self.claim_place()):
+                    break
                 elif shared.stopping.is_set():
                     # No eager create now: a resource made only to be destroyed is waste. A
                     # task still queued makes one itself (wait_for_resource).
                     item = get()
                 elif supply.due(monotonic()) and self.create(trusted=False):
+                    vitals = self.vitals
+                    if vitals is not None and self.rules.stale(vitals):
+                        self.retire(DRAIN)  # its create began before a drain() call
                     continue
                 elif shared.anyone_else_has(me):
                     # Between create attempts, while another worker can run tasks: leave
@@ -404,9 +554,14 @@ class _Runner(Generic[T]):
                         item = get(timeout=max(0.0, supply.retry_at() - monotonic()))
                     except Empty:
                         continue
-                if item is None:
-                    me.stopped = True
-                    break
+                if not item:
+                    if item is None:
+                        me.controls += 1
+                        me.stopped = True
+                        break
+                    if self.control(item):
+                        break
+                    continue
                 if bounded:
                     # The bound must stay exact: report the take at once, under the lock.
                     with lock:
@@ -420,6 +575,8 @@ class _Runner(Generic[T]):
                     # Nothing to keep exact: the take goes unreported (the queue's length is
                     # the count), and the round trip does without a lock.
                     me.holding = True
+                if shared.watchers:
+                    shared.notify_moved()
                 vitals = self.vitals
                 if (vitals is not None and (check is None or vitals.trusted)) or self.prepare(
                     item[0]
@@ -428,9 +585,87 @@ class _Runner(Generic[T]):
                 del item
         finally:
             if self.vitals is not None:
-                self.discard(replace=False)
+                self.discard(None)
             me.holding = False
             me.alive = False
+            if shared.watchers:
+                shared.notify_moved()
+
+    def wait_timed(self) -> _Item | _Control | None:
+        """Wait for work until the earliest deadline of the resource; at a deadline, do what
+        the health rules say (retire, or ping with ``check``) and answer ``_AGAIN``."""
+        vitals = self.vitals
+        assert vitals is not None
+        rules = self.rules
+        now = monotonic()
+        verdict = rules.idle_pass(vitals, now)
+        if verdict is None:
+            get = self.shared.queue.get
+            deadline = rules.next_deadline(vitals, surplus=False)
+            if deadline == math.inf:
+                return get()
+            try:
+                return get(timeout=min(max(0.0, deadline - now), threading.TIMEOUT_MAX))
+            except Empty:
+                return _AGAIN
+        if verdict == PING:
+            if self.checked(vitals, now):
+                rules.passed_check(vitals, monotonic())
+            else:
+                self.retire(CHECK)
+        else:
+            self.retire(verdict)
+        return _AGAIN
+
+    def control(self, marker: _Control) -> bool:
+        """Act on a marker other than stop; True: this worker leaves."""
+        if marker is _AGAIN:
+            return False
+        self.me.controls += 1
+        if marker is _SHRINK:
+            return self.claim_place()
+        if self.pass_on(marker):
+            self.retire(DRAIN)
+        return False
+
+    def claim_place(self) -> bool:
+        """Take one of the places ``resize`` asked to free, if one is left: True, leave."""
+        shared = self.shared
+        me = self.me
+        with shared.lock:
+            if shared.surplus > 0 and not me.leaving:
+                shared.surplus -= 1
+                me.leaving = True
+                shared.moved.notify_all()
+        return me.leaving
+
+    def pass_on(self, marker: _Control) -> bool:
+        """A drain marker: True if this worker's own resource is older than the last drain
+        (the caller retires it); otherwise hand the marker on to a worker that needs it and
+        wait until that one has moved (see :class:`_Shared`).
+
+        Both questions are answered under one hold of the lock, against one generation: a
+        worker waits only on a worker whose resource is older than its own, so waits never
+        form a cycle, however many drains come in between.
+        """
+        shared = self.shared
+        with shared.lock:
+            shared.drains_queued -= 1
+            generation = self.rules.generation
+            vitals = self.vitals
+            if vitals is not None and vitals.generation < generation:
+                return True
+            other = shared.stale_idle(self.me, generation)
+            if other is None:
+                return False  # nobody asleep with an old resource: the marker's job is done
+            shared.put_controls(marker, 1)
+            shared.watchers += 1
+            try:
+                while not shared.moved_on(other, generation):
+                    shared.moved.wait()
+            finally:
+                shared.watchers -= 1
+        return False
 
     def prepare(self, task: _Task) -> bool:
         """Obtain a viable resource for *task*: False if the task was settled without one
@@ -455,8 +690,11 @@ class _Runner(Generic[T]):
         if not task.set_running_or_notify_cancel():
             me.cancelled += 1
             me.holding = False
+            vitals = self.vitals
+            if me.cleanup and vitals is not None and self.rules.stale(vitals):
+                self.retire(DRAIN)  # a drain marker may have passed it by while it held this
             return
-        if self.cleanup:
+        if me.cleanup:
             self.rules.before_use(self.vitals)  # type: ignore[arg-type]
         try:
             result = fn(self.resource, *args, **kwargs)
@@ -469,7 +707,9 @@ class _Runner(Generic[T]):
                 # Abort means discard: the task was cut short, so its resource may be half-way
                 # through something; it never serves another task. The worker carries on.
                 del exc
-                self.discard(replace=True)
+                self.retire(ABORT)
+                if self.shared.surplus:
+                    self.claim_place()
                 return
             del exc
         else:
@@ -483,7 +723,7 @@ class _Runner(Generic[T]):
                     raise
                 log.exception("pool %r: a done callback raised", self.shared.name)
             del result
-        if self.cleanup:
+        if me.cleanup:
             self.after_task()
 
     def settle(self, setter: Callable[[Any], None], value: object) -> None:
@@ -496,7 +736,8 @@ class _Runner(Generic[T]):
             log.exception("pool %r: a done callback raised", self.shared.name)
 
     def after_task(self) -> None:
-        """``reset``, then retire the resource if the health rules say it is worn out."""
+        """``reset``; then leave if ``resize`` asked for fewer workers, or retire the resource
+        if the health rules say it is worn out or drained."""
         shared = self.shared
         reset = shared.lifecycle.reset
         if reset is not None:
@@ -509,35 +750,47 @@ class _Runner(Generic[T]):
                 log.warning(
                     "pool %r: reset raised; destroying the resource", shared.name, exc_info=True
                 )
-                self.discard(replace=True)
+                self.retire(ERROR)
+                if shared.surplus:
+                    self.claim_place()
                 return
+        if shared.surplus and self.claim_place():
+            self.discard(None)  # the worker stops: not a retirement
+            return
         vitals = self.vitals
         assert vitals is not None
-        if self.rules.after_use(vitals, monotonic()) is not None:
-            self.discard(replace=True)
+        reason = self.rules.after_use(vitals, monotonic())
+        if reason is not None:
+            self.retire(reason)
 
-    def viable(self) -> bool:
-        """Run ``check`` if the health rules ask for it now; on failure destroy the resource."""
-        shared = self.shared
-        vitals = self.vitals
-        assert vitals is not None
+    def checked(self, vitals: Vitals, now: float) -> bool:
+        """Run ``check``: is the resource still viable? (False counts a check failure.)"""
         assert self.check is not None
-        now = monotonic()
-        if not self.rules.check_before_use(vitals, now):
-            return True
         try:
             ok = bool(self.check(self.resource))  # type: ignore[arg-type]
         except BaseException as exc:
             if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
                 raise
-            log.warning("pool %r: check raised; replacing the resource", shared.name, exc_info=True)
+            log.warning(
+                "pool %r: check raised; replacing the resource", self.shared.name, exc_info=True
+            )
             ok = False
-        if ok:
-            self.rules.passed_check(vitals, now)
-        else:
+        if not ok:
             self.me.check_failures += 1
-            self.discard(replace=True)
         return ok
+
+    def viable(self) -> bool:
+        """Run ``check`` if the health rules ask for it now; on failure retire the resource."""
+        vitals = self.vitals
+        assert vitals is not None
+        now = monotonic()
+        if not self.rules.check_before_use(vitals, now):
+            return True
+        if self.checked(vitals, now):
+            self.rules.passed_check(vitals, now)
+            return True
+        self.retire(CHECK)
+        return False
 
     def create(self, *, trusted: bool) -> bool:
         """One attempt at making this worker's resource.
@@ -552,13 +805,16 @@ class _Runner(Generic[T]):
         log.
         """
         shared = self.shared
+        me = self.me
         try:
             resource = shared.lifecycle.create()
         except BaseException as exc:
             if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
                 raise
-            self.me.create_errors += 1
+            me.create_errors += 1
             retry = self.supply.failed(monotonic(), exc)
+            me.retry_at = retry.at
+            me.streak = retry.failures
             if retry.first:
                 log.warning(
                     "pool %r: create failed (%d in a row); next try in %.2f s",
@@ -577,10 +833,12 @@ class _Runner(Generic[T]):
                 )
             return False
         self.resource = resource
-        self.vitals = self.rules.born(monotonic(), trusted=trusted)
+        vitals = self.vitals = self.rules.born(monotonic(), trusted=trusted)
         self.supply.succeeded()
-        self.me.created += 1
-        self.me.has = True
+        me.streak = 0
+        me.created += 1
+        me.generation = vitals.generation  # before ``has``: see _Shared.moved_on
+        me.has = True
         return True
 
     def wait_for_resource(self, task: _Task) -> bool:
@@ -631,16 +889,26 @@ class _Runner(Generic[T]):
         else:
             self.me.cancelled += 1
 
-    def discard(self, *, replace: bool) -> None:
-        """Destroy the resource (in this thread); errors are counted and logged."""
+    def retire(self, reason: str) -> None:
+        """Destroy the resource for *reason* (a retirement: it will be replaced)."""
+        log.debug("pool %r: retiring a resource (%s)", self.shared.name, reason)
+        self.me.retired[reason] += 1
+        self.me.replaced += 1
+        self.discard(reason)
+
+    def discard(self, reason: str | None) -> None:
+        """Destroy the resource (in this thread); errors are counted and logged. *reason*:
+        why it is retired, or None when the worker stops."""
+        me = self.me
+        shared = self.shared
         resource = self.resource
         self.resource = None
         self.vitals = None
-        self.me.has = False
-        self.me.destroyed += 1
-        if replace:
-            self.me.replaced += 1
-        destroy = self.shared.lifecycle.destroy
+        me.has = False
+        me.destroyed += 1
+        if shared.watchers:
+            shared.notify_moved()
+        destroy = shared.lifecycle.destroy
         if destroy is None:
             return
         try:
@@ -648,8 +916,8 @@ class _Runner(Generic[T]):
         except BaseException as exc:
             if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
                 raise
-            self.me.destroy_errors += 1
-            log.warning("pool %r: destroy raised", self.shared.name, exc_info=True)
+            me.destroy_errors += 1
+            log.warning("pool %r: destroy raised", shared.name, exc_info=True)
 
 
 def _work(shared: _Shared[T], me: _Worker) -> None:
@@ -682,10 +950,23 @@ class WorkerPool(Generic[T]):
     * ``check_after`` — run ``check`` only on a resource idle at least this long (default 0:
       before every task). A resource created for the task in hand is not checked (a check
       that always fails must not spin); one made ahead of time is, idle time counting from
-      its creation.
-    * ``max_tasks_per_resource`` — destroy and recreate the resource after this many tasks
-      (the worker thread stays).
+      its creation (or its last passed check).
+    * ``max_uses`` — destroy and recreate the resource after this many tasks (the worker
+      thread stays); ``max_tasks_per_resource`` is the same option under its older name
+      (give one or the other). ``None`` (default): no limit.
+    * ``max_lifetime`` — seconds a resource may live; each resource gets its own deadline,
+      shortened at random by up to 10% so that resources made together are not all replaced
+      at once. A resource past it is replaced after the task that finds it expired (never
+      during a task), or by its idle worker the moment the deadline passes.
+    * ``keepalive`` — with a ``check``: an idle worker checks its resource at least this
+      often and replaces it if dead, before a task meets it. Without a ``check`` it has
+      nothing to run and is ignored.
     * ``name`` — used in thread names, logs and errors.
+
+    Idle workers with ``max_lifetime`` or ``keepalive`` sleep exactly until their resource's
+    next deadline; without them they wait for work with no timeout. At runtime,
+    :meth:`resize` changes the number of workers and :meth:`drain` replaces every resource
+    made before the call, neither failing nor losing a task.
     """
 
     def __init__(
@@ -700,6 +981,9 @@ class WorkerPool(Generic[T]):
         check: Callable[[T], object] | None = None,
         destroy: Callable[[T], object] | None = None,
         check_after: float = 0.0,
+        max_uses: int | None = None,
+        max_lifetime: float | None = None,
+        keepalive: float | None = None,
         max_tasks_per_resource: int | None = None,
         name: str | None = None,
     ) -> None:
@@ -712,40 +996,126 @@ class WorkerPool(Generic[T]):
         checked_after = _validate.seconds("check_after", check_after, allow_none=False)
         assert checked_after is not None
         self.check_after: float = checked_after
-        self.max_tasks_per_resource = _validate.optional_integer(
-            "max_tasks_per_resource", max_tasks_per_resource, minimum=1
-        )
+        if max_uses is not None and max_tasks_per_resource is not None:
+            raise TypeError(
+                "give max_uses or its alias max_tasks_per_resource, not both"
+                f" (got max_uses={max_uses!r}, max_tasks_per_resource={max_tasks_per_resource!r})"
+            )
+        if max_tasks_per_resource is not None:
+            uses = _validate.optional_integer(
+                "max_tasks_per_resource", max_tasks_per_resource, minimum=1
+            )
+        else:
+            uses = _validate.optional_integer("max_uses", max_uses, minimum=1)
+        self.max_uses: int | None = uses
+        #: The older name of ``max_uses``.
+        self.max_tasks_per_resource: int | None = uses
+        self.max_lifetime = _validate.positive_seconds("max_lifetime", max_lifetime)
+        self.keepalive = _validate.positive_seconds("keepalive", keepalive)
         if name is None:
             name = f"WorkerPool-{next(_names)}"
         self.name = _validate.text("name", name)
         self._reject = self.on_full == "reject"
 
+        rules = Rules(
+            check_after=self.check_after,
+            max_uses=self.max_uses,
+            max_lifetime=self.max_lifetime,
+            # A ping needs something to run: without a check, keepalive has no effect.
+            keepalive=self.keepalive if lifecycle.check is not None else None,
+        )
         shared: _Shared[T] = _Shared(
             lifecycle,
             workers=self.workers,
             max_pending=self.max_pending,
             timeout=self.timeout,
-            rules=Rules(check_after=self.check_after, max_uses=self.max_tasks_per_resource),
+            rules=rules,
             name=self.name,
+            cleanup=bool(lifecycle.reset is not None or rules.wears or lifecycle.check is not None),
         )
         self._shared = shared
         with _live_lock:
             _live.add(shared)
         weakref.finalize(self, shared.abandon).atexit = False
         _fork.register(self)
-        for index, me in enumerate(shared.workers):
+        try:
+            self._start(list(shared.workers), 0)
+        except BaseException:
+            shared.shutdown(wait=True, cancel_pending=True)
+            raise
+
+    def _start(self, workers: list[_Worker], first: int) -> None:
+        """Start a thread for each of *workers*, numbered from *first*. If one cannot start,
+        it and the rest are marked gone (never started) and the error propagates."""
+        shared = self._shared
+        for index, me in enumerate(workers):
             thread = threading.Thread(
-                target=_work, args=(shared, me), name=f"{self.name}-{index}", daemon=True
+                target=_work, args=(shared, me), name=f"{self.name}-{first + index}", daemon=True
             )
             me.thread = thread
             try:
                 thread.start()
             except BaseException:
-                for unstarted in shared.workers[index:]:
-                    unstarted.alive = False
-                    unstarted.thread = None
-                shared.shutdown(wait=True, cancel_pending=True)
+                with shared.lock:
+                    for unstarted in workers[index:]:
+                        unstarted.alive = False
+                        unstarted.thread = None
+                    shared.target -= len(workers) - index
                 raise
+
+    # -- runtime changes ------------------------------------------------------------------------
+
+    def resize(self, workers: int) -> None:
+        """Change the number of workers to *workers* (at least 1), now.
+
+        Growing starts new workers at once, each creating its resource in its own thread.
+        Shrinking never interrupts a task: the workers that leave finish the task in hand
+        (or leave straight away if idle), destroy their resource in their own thread and
+        end. Queued tasks stay queued for the workers that remain; none is lost. Returns
+        without waiting. After :meth:`shutdown`: ``PoolClosed``.
+        """
+        workers = _validate.integer("workers", workers, minimum=1)
+        shared = self._shared
+        with shared.lock:
+            if shared.admission.closed:
+                raise PoolClosed(
+                    f"pool {self.name!r} {shared.admission.closed_reason}: it cannot be resized"
+                )
+            change = workers - shared.target
+            shared.target = workers
+            started: list[_Worker] = []
+            if change < 0:
+                shared.surplus -= change
+                for worker in shared.workers:
+                    worker.cleanup = True  # a busy worker looks at ``surplus`` after its task
+                shared.put_controls(_SHRINK, -change)
+            elif change > 0:
+                kept = min(shared.surplus, change)  # leavers not yet gone may stay instead
+                shared.surplus -= kept
+                started = [_Worker(cleanup=shared.cleanup) for _ in range(change - kept)]
+                first = len(shared.workers)
+                shared.workers.extend(started)
+            self.workers = workers
+        if started:
+            self._start(started, first)
+
+    def drain(self) -> None:
+        """Replace every resource made before this call, without failing any task.
+
+        Each is retired at its worker's next idle moment (at once, for a worker waiting for
+        work) or after the task it is running, and a new one is made in its place; tasks keep
+        running meanwhile. Returns without waiting; ``stats().retired["drain"]`` counts them.
+        Does nothing once the pool is shut down (its resources are being destroyed anyway).
+        """
+        shared = self._shared
+        with shared.lock:
+            if shared.admission.closed:
+                return
+            for worker in shared.workers:
+                worker.cleanup = True  # a busy worker compares generations after its task
+            shared.rules.drain()
+            present = sum(1 for w in shared.workers if w.alive and not w.leaving)
+            shared.put_controls(_DRAIN, max(0, present - shared.drains_queued))
 
     # -- submitting -----------------------------------------------------------------------------
 
@@ -930,17 +1300,23 @@ class WorkerPool(Generic[T]):
             purged = admission.purged
             ghosts = admission.ghosts
             waiting = admission.waiting
+            ws = list(shared.workers)
             if shared.bounded:
                 queued = admission.live
-            else:  # takes go unreported: count what the queue holds, stop markers aside
-                exited = sum(1 for w in shared.workers if w.stopped)
-                stops = max(0, shared.stops_put - exited)
-                queued = max(0, shared.queue.qsize() - stops)
-        ws = shared.workers
+            else:  # takes go unreported: count what the queue holds, markers aside
+                markers = shared.stops_put + shared.controls_put - sum(w.controls for w in ws)
+                queued = max(0, shared.queue.qsize() - max(0, markers))
         alive = sum(1 for w in ws if w.alive)
         busy = sum(1 for w in ws if w.holding)
         created = sum(w.created for w in ws)
         destroyed = sum(w.destroyed for w in ws)
+        retired = dict.fromkeys(RETIRE_REASONS, 0)
+        for w in ws:
+            for reason, count in w.retired.items():
+                retired[reason] += count
+        now = monotonic()
+        failing = [w for w in ws if w.alive and w.streak]
+        retry_in = min((max(0.0, w.retry_at - now) for w in failing), default=0.0)
         return WorkerStats(
             name=self.name,
             workers=alive,
@@ -962,15 +1338,24 @@ class WorkerPool(Generic[T]):
             reset_errors=sum(w.reset_errors for w in ws),
             check_failures=sum(w.check_failures for w in ws),
             destroy_errors=sum(w.destroy_errors for w in ws),
+            retired=retired,
+            create_failures=max((w.streak for w in failing), default=0),
+            create_retry_in=retry_in,
         )
 
     def _after_fork_in_child(self) -> None:
         """The child has none of the worker threads: refuse work, clearly (see module doc)."""
         shared = self._shared
         shared.lock = threading.Lock()
+        shared.moved = threading.Condition(shared.lock)
         shared.queue = SimpleQueue()
         shared.stop_token = []
         shared.stops_put = 0
+        shared.controls_put = 0
+        shared.drains_queued = 0
+        shared.surplus = 0
+        shared.watchers = 0
+        shared.target = 0
         shared.stopping = threading.Event()
         shared.cancelling = threading.Event()
         # The parent's tasks and resources are not the child's: start the counts afresh, so
@@ -981,7 +1366,7 @@ class WorkerPool(Generic[T]):
             " create a new WorkerPool in the child"
         )
         shared.admission = admission
-        dead = [_Worker() for _ in shared.workers]
+        dead = [_Worker(cleanup=False) for _ in shared.workers]
         for worker in dead:
             worker.alive = False
         shared.workers = dead

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
 from respool._core.backoff import Backoff
 from respool._core.health import (
     CREATE,
+    DRAIN,
     GIVE_UP,
     IDLE,
     LIFETIME,
     LIFETIME_JITTER,
+    PING,
+    REASONS,
     SLEEP,
     USES,
     Rules,
@@ -158,6 +162,125 @@ def test_impossible_settings_are_refused(options: dict[str, float], name: str) -
         Rules(**options)  # type: ignore[arg-type]
 
 
+def test_lifetimes_spread_over_the_whole_jitter_range() -> None:
+    """Resources born together get deadlines spread over [0.9, 1.0] x max_lifetime."""
+    rules = Rules(max_lifetime=100.0, rng=random.Random(7).random)
+    deadlines = [rules.born(50.0).expires_at - 50.0 for _ in range(2000)]
+    assert all(100.0 * (1 - LIFETIME_JITTER) <= d <= 100.0 for d in deadlines)
+    assert min(deadlines) < 90.5 and max(deadlines) > 99.5  # the whole range is used
+    assert len({round(d, 6) for d in deadlines}) > 1900  # not a handful of values
+    tenths = [sum(90.0 + i <= d < 91.0 + i for d in deadlines) for i in range(10)]
+    assert min(tenths) > 100  # roughly uniform: no tenth of the range is left out
+
+
+def test_a_resource_past_its_lifetime_is_used_to_the_end_of_its_task() -> None:
+    """Expiring in the middle of a use changes nothing until the use ends."""
+    rules = Rules(max_lifetime=10.0, rng=lambda: 0.5)
+    vitals = rules.born(0.0)
+    assert vitals.expires_at == pytest.approx(9.5)
+    rules.before_use(vitals)  # a use that began at 9.0 and ends at 12.0
+    assert rules.after_use(vitals, 12.0) == LIFETIME
+
+
+def test_max_uses_counts_every_use_whatever_the_time() -> None:
+    """max_uses=1 retires after the first use; uses wins over a lifetime also past."""
+    rules = Rules(max_uses=1, max_lifetime=5.0, rng=lambda: 0.0)
+    vitals = rules.born(0.0)
+    rules.before_use(vitals)
+    assert rules.after_use(vitals, 100.0) == USES
+
+
+# -- Rules: the idle pass and its deadlines ------------------------------------------------------
+
+
+def test_idle_pass_answers_retire_ping_or_nothing() -> None:
+    """Lifetime first, then keepalive; nothing due before either deadline."""
+    rules = Rules(max_lifetime=30.0, keepalive=10.0, rng=lambda: 0.0)
+    vitals = rules.born(0.0)
+    assert rules.idle_pass(vitals, 9.9) is None
+    assert rules.idle_pass(vitals, 10.0) == PING
+    rules.passed_check(vitals, 10.0)
+    assert rules.idle_pass(vitals, 19.9) is None
+    assert rules.idle_pass(vitals, 20.0) == PING
+    assert rules.idle_pass(vitals, 30.0) == LIFETIME  # retired, not pinged
+    assert Rules().idle_pass(Rules().born(0.0), 1e9) is None
+
+
+def test_keepalive_deadlines_follow_uses_and_checks() -> None:
+    """The next deadline of an idle resource: keepalive after its last use or check."""
+    rules = Rules(keepalive=5.0)
+    vitals = rules.born(100.0)
+    assert rules.next_deadline(vitals, surplus=False) == 105.0
+    rules.passed_check(vitals, 105.0)
+    assert rules.next_deadline(vitals, surplus=False) == 110.0
+    rules.before_use(vitals)
+    rules.after_use(vitals, 130.0)  # a long use: the clock restarts when it ends
+    assert rules.next_deadline(vitals, surplus=False) == 135.0
+    assert not rules.keepalive_due(vitals, 134.9)
+    assert rules.keepalive_due(vitals, 135.0)
+
+
+def test_next_deadline_is_the_lifetime_when_it_comes_first() -> None:
+    """A worker with max_lifetime and keepalive wakes at whichever is earlier."""
+    rules = Rules(max_lifetime=12.0, keepalive=5.0, rng=lambda: 0.0)
+    vitals = rules.born(0.0)
+    deadlines = []
+    now = 0.0
+    while (deadline := rules.next_deadline(vitals, surplus=False)) < math.inf:
+        now = deadline
+        deadlines.append(now)
+        if rules.idle_pass(vitals, now) != PING:
+            break
+        rules.passed_check(vitals, now)
+    assert deadlines == [5.0, 10.0, 12.0]
+    assert rules.idle_pass(vitals, now) == LIFETIME
+
+
+def test_timed_says_whether_an_idle_resource_has_deadlines() -> None:
+    """Only max_lifetime and keepalive give an idle resource a deadline of its own."""
+    assert not Rules(check_after=1.0, max_uses=3).timed
+    assert Rules(max_lifetime=1.0).timed
+    assert Rules(keepalive=1.0).timed
+
+
+def test_check_after_counts_from_the_last_passed_check() -> None:
+    """A resource a keepalive check just found alive is not checked again before its use."""
+    rules = Rules(check_after=5.0, keepalive=10.0)
+    vitals = rules.born(0.0)
+    rules.passed_check(vitals, 10.0)
+    assert not rules.check_before_use(vitals, 12.0)
+    assert rules.check_before_use(vitals, 15.0)
+
+
+# -- Rules: drain ------------------------------------------------------------------------------
+
+
+def test_drain_makes_every_older_resource_due_and_no_newer_one() -> None:
+    """After drain(), resources born before are retired idle or after their use."""
+    rules = Rules()
+    idle = rules.born(0.0)
+    busy = rules.born(0.0)
+    rules.before_use(busy)
+    assert rules.drain() == 1
+    fresh = rules.born(1.0)
+    assert rules.stale(idle) and rules.stale(busy) and not rules.stale(fresh)
+    assert rules.idle_pass(idle, 1.0) == DRAIN
+    assert rules.next_deadline(idle, surplus=False) == -math.inf
+    assert rules.after_use(busy, 2.0) == DRAIN
+    assert rules.idle_pass(fresh, 1e9) is None
+    assert rules.next_deadline(fresh, surplus=False) == math.inf
+    rules.before_use(fresh)
+    assert rules.after_use(fresh, 3.0) is None
+    rules.drain()
+    assert rules.stale(fresh)
+
+
+def test_reasons_are_the_documented_stats_keys() -> None:
+    """Every retirement reason the stats name, once each."""
+    assert set(REASONS) == {"lifetime", "uses", "idle", "check", "drain", "leak", "error", "abort"}
+    assert len(REASONS) == len(set(REASONS))
+
+
 # -- Supply: create now, or when? --------------------------------------------------------------
 
 
@@ -172,8 +295,10 @@ def test_create_is_due_at_once_then_backs_off_by_doubling() -> None:
     assert not supply.due(first.at)
     assert supply.due(second.at)
     assert isinstance(supply.last_error, OSError)
+    assert supply.failures == 2
     supply.succeeded()
     assert supply.due(0.0) and supply.last_error is None and supply.retry_at() == 0.0
+    assert supply.failures == 0
 
 
 def test_waiting_use_sleeps_until_the_retry_or_its_deadline() -> None:

@@ -6,8 +6,10 @@ Every pool asks the same questions of each resource it holds, and of each slot t
   has been idle at least ``check_after`` seconds, and never on one made for the very use at
   hand (a check that always fails must not make a pool spin creating resources);
 * *retire after this use?* — worn out after ``max_uses`` uses, or past its lifetime;
-* *retire while idle?* — past its lifetime, or (when the pool holds more than it needs) idle
-  longer than ``idle_timeout``; *ping it now?* — untouched for ``keepalive`` seconds;
+* *retire while idle?* — past its lifetime, made before the last ``drain()``, or (when the pool
+  holds more than it needs) idle longer than ``idle_timeout``; *ping it now?* — untouched for
+  ``keepalive`` seconds; *when next?* — the earliest of those deadlines, so a shell sleeps
+  exactly until then instead of polling;
 * *create now, or when?* — after failures, on the shared backoff (:mod:`._core.backoff`);
   a use waiting for a resource gives up at its deadline, or after one last attempt once the
   pool is stopping.
@@ -19,6 +21,12 @@ the shell passes the time and performs what they answer (check, destroy, create,
 
 Lifetimes are jittered per resource (each gets up to ``LIFETIME_JITTER`` less, drawn once when
 it is born), so resources created together, at start-up, are not all retired at once.
+
+*Drain.* :meth:`Rules.drain` starts a new *drain generation*; every resource carries the
+generation it was born in, and one born in an earlier generation is retired (``DRAIN``) at its
+next idle pass or at the end of its current use, never during it. This epoch is the pool's own
+and has nothing to do with ``os.fork()``. The generation is the one piece of pool-wide state
+here: the shell bumps it under its lock and may read it without one (a single ``int``).
 """
 
 from __future__ import annotations
@@ -31,11 +39,18 @@ from typing import Final
 from respool._core.backoff import Backoff, Retry
 
 __all__ = [
+    "ABORT",
+    "CHECK",
     "CREATE",
+    "DRAIN",
+    "ERROR",
     "GIVE_UP",
     "IDLE",
+    "LEAK",
     "LIFETIME",
     "LIFETIME_JITTER",
+    "PING",
+    "REASONS",
     "SLEEP",
     "USES",
     "Rules",
@@ -43,10 +58,22 @@ __all__ = [
     "Vitals",
 ]
 
-#: Retirement reasons (as the stats name them).
+#: Retirement reasons (as the stats name them). The rules here answer the first four; the
+#: shells give the others: ``CHECK`` (``check`` said no), ``LEAK`` (a lost lease), ``ERROR``
+#: (``reset`` raised), ``ABORT`` (a use cut short by a non-``Exception``).
 USES: Final = "uses"
 LIFETIME: Final = "lifetime"
 IDLE: Final = "idle"
+DRAIN: Final = "drain"
+CHECK: Final = "check"
+LEAK: Final = "leak"
+ERROR: Final = "error"
+ABORT: Final = "abort"
+#: Every reason, in the order stats list them.
+REASONS: Final = (LIFETIME, USES, IDLE, CHECK, DRAIN, LEAK, ERROR, ABORT)
+
+#: What :meth:`Rules.idle_pass` answers when an idle resource is due a ``check`` (keepalive).
+PING: Final = "ping"
 
 #: A resource's lifetime is ``max_lifetime`` shortened by up to this fraction.
 LIFETIME_JITTER: Final = 0.1
@@ -63,12 +90,24 @@ class Vitals:
     """What a pool knows about one live resource, to judge its health.
 
     ``trusted`` marks a resource made for the use at hand: it skips its first check.
+    ``generation`` is the drain generation it was born in (see :meth:`Rules.drain`).
     """
 
-    __slots__ = ("checked_at", "created_at", "expires_at", "idle_since", "trusted", "uses")
+    __slots__ = (
+        "checked_at",
+        "created_at",
+        "expires_at",
+        "generation",
+        "idle_since",
+        "trusted",
+        "uses",
+    )
 
-    def __init__(self, now: float, expires_at: float, *, trusted: bool) -> None:
+    def __init__(
+        self, now: float, expires_at: float, *, trusted: bool, generation: int = 0
+    ) -> None:
         self.created_at = now
+        self.generation = generation
         #: Retire at or after this instant (``inf``: never); jittered once, at birth.
         self.expires_at = expires_at
         self.idle_since = now
@@ -88,9 +127,19 @@ class Rules:
     ``max_uses`` / ``max_lifetime`` — retire after this many uses / seconds (None: never);
     ``idle_timeout`` — a surplus resource idle this long is retired (None: never);
     ``keepalive`` — an idle resource untouched this long is due a check (None: never).
+
+    ``generation`` is the current drain generation (see :meth:`drain`).
     """
 
-    __slots__ = ("_rng", "check_after", "idle_timeout", "keepalive", "max_lifetime", "max_uses")
+    __slots__ = (
+        "_rng",
+        "check_after",
+        "generation",
+        "idle_timeout",
+        "keepalive",
+        "max_lifetime",
+        "max_uses",
+    )
 
     def __init__(
         self,
@@ -119,6 +168,7 @@ class Rules:
         self.idle_timeout = idle_timeout
         self.keepalive = keepalive
         self._rng = rng
+        self.generation = 0
 
     @property
     def wears(self) -> bool:
@@ -126,19 +176,44 @@ class Rules:
         skip :meth:`after_use` entirely when it cannot and nothing else needs the time."""
         return self.max_uses is not None or self.max_lifetime is not None
 
+    @property
+    def timed(self) -> bool:
+        """Does an idle resource have deadlines of its own (``max_lifetime`` or ``keepalive``)?
+        If not, a shell may wait for work without a timeout."""
+        return self.max_lifetime is not None or self.keepalive is not None
+
     def born(self, now: float, *, trusted: bool = False) -> Vitals:
-        """The record of a resource created at *now*; *trusted*: made for the use at hand."""
+        """The record of a resource created at *now*; *trusted*: made for the use at hand.
+
+        Its lifetime is ``max_lifetime`` shortened by a draw in ``[0, LIFETIME_JITTER]`` of it;
+        it belongs to the current drain generation.
+        """
         expires_at = _NEVER
         if self.max_lifetime is not None:
             expires_at = now + self.max_lifetime * (1.0 - LIFETIME_JITTER * self._rng())
-        return Vitals(now, expires_at, trusted=trusted)
+        return Vitals(now, expires_at, trusted=trusted, generation=self.generation)
+
+    # -- drain ----------------------------------------------------------------------------------
+
+    def drain(self) -> int:
+        """Start a new drain generation: every resource born before is now :meth:`stale`.
+        Returns the new generation."""
+        self.generation += 1
+        return self.generation
+
+    def stale(self, vitals: Vitals) -> bool:
+        """Was the resource born before the last :meth:`drain`?"""
+        return vitals.generation < self.generation
+
+    # -- before and after a use -----------------------------------------------------------------
 
     def check_before_use(self, vitals: Vitals, now: float) -> bool:
         """Must the resource pass ``check`` before this use? (The shell skips the question
-        when the lifecycle has no ``check``.)"""
+        when the lifecycle has no ``check``.) Idle time counts from its last use or its last
+        passed check, whichever is later."""
         if vitals.trusted:
             return False
-        return now - vitals.idle_since >= self.check_after
+        return now - max(vitals.idle_since, vitals.checked_at) >= self.check_after
 
     def passed_check(self, vitals: Vitals, now: float) -> None:
         """``check`` just passed."""
@@ -151,19 +226,27 @@ class Rules:
 
     def after_use(self, vitals: Vitals, now: float) -> str | None:
         """The use ended cleanly (and ``reset`` passed): the retirement reason if it is worn
-        out (``USES``, ``LIFETIME``), else None — it is idle from *now*."""
+        out (``USES``, ``LIFETIME``) or drained (``DRAIN``), else None — it is idle from
+        *now*."""
         vitals.idle_since = now
         if self.max_uses is not None and vitals.uses >= self.max_uses:
             return USES
         if now >= vitals.expires_at:
             return LIFETIME
+        if vitals.generation < self.generation:
+            return DRAIN
         return None
 
+    # -- while idle -----------------------------------------------------------------------------
+
     def idle_verdict(self, vitals: Vitals, now: float, *, surplus: bool) -> str | None:
-        """Should an idle resource be retired now? ``LIFETIME`` past its lifetime; ``IDLE``
-        if *surplus* (the pool holds more than it must) and idle ``idle_timeout`` or more."""
+        """Should an idle resource be retired now? ``LIFETIME`` past its lifetime; ``DRAIN``
+        if born before the last drain; ``IDLE`` if *surplus* (the pool holds more than it
+        must) and idle ``idle_timeout`` or more."""
         if now >= vitals.expires_at:
             return LIFETIME
+        if vitals.generation < self.generation:
+            return DRAIN
         if (
             surplus
             and self.idle_timeout is not None
@@ -178,9 +261,24 @@ class Rules:
             return False
         return now - max(vitals.idle_since, vitals.checked_at) >= self.keepalive
 
+    def idle_pass(self, vitals: Vitals, now: float, *, surplus: bool = False) -> str | None:
+        """One look at an idle resource at *now*: a retirement reason (retire and replace
+        it), ``PING`` (run ``check`` now: keepalive), or None (leave it until
+        :meth:`next_deadline`). A pool whose lifecycle has no ``check`` has nothing to ping
+        with: it builds its rules without ``keepalive``."""
+        reason = self.idle_verdict(vitals, now, surplus=surplus)
+        if reason is not None:
+            return reason
+        if self.keepalive_due(vitals, now):
+            return PING
+        return None
+
     def next_deadline(self, vitals: Vitals, *, surplus: bool) -> float:
         """When an idle resource next needs attention (retire or ping); ``inf``: never.
-        Housekeeping sleeps until the earliest deadline over all idle resources."""
+        Housekeeping sleeps until the earliest deadline over all idle resources. A resource
+        born before the last drain is due at once (``-inf``)."""
+        if vitals.generation < self.generation:
+            return -_NEVER
         deadline = vitals.expires_at
         if surplus and self.idle_timeout is not None:
             deadline = min(deadline, vitals.idle_since + self.idle_timeout)
@@ -207,6 +305,11 @@ class Supply:
     def last_error(self) -> BaseException | None:
         """The error of the last failed ``create`` in the current streak (None: no streak)."""
         return self.backoff.last_error
+
+    @property
+    def failures(self) -> int:
+        """Failed ``create`` calls in the current streak (0: the last attempt worked)."""
+        return self.backoff.failures
 
     def due(self, now: float) -> bool:
         """May an attempt be made at *now* (no use is waiting for it)?"""
