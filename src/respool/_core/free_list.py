@@ -48,19 +48,31 @@ from collections.abc import Callable
 from traceback import StackSummary
 from typing import Any, Final, Generic, TypeVar
 
+from respool._core import health
 from respool._core.backoff import Backoff
-from respool._core.health import Rules
+from respool._core.health import ABORT, CHECK, DRAIN, ERROR, IDLE, LEAK, LIFETIME, USES, Rules
 from respool.errors import PoolClosed, PoolFull
 from respool.stats import PoolStats
 
 T = TypeVar("T")
 
 __all__ = [
+    "ABORT",
+    "CHECK",
+    "CLOSE",
     "CLOSED",
     "CREATE",
+    "DRAIN",
+    "ERROR",
+    "IDLE",
+    "LEAK",
+    "LIFETIME",
     "PUT_DONE",
     "PUT_PUBLISHED",
     "PUT_REFUSED",
+    "REASONS",
+    "SURPLUS",
+    "USES",
     "Entry",
     "FreeListCore",
     "Todo",
@@ -92,28 +104,14 @@ PUT_REFUSED: Final = 2
 _keys = itertools.count(1)  # next() on it is atomic
 _NEVER: Final = math.inf
 
-# Why a resource was retired (the keys of ``PoolStats.retired``).
-#: Past its ``max_lifetime`` (jittered per resource).
-LIFETIME: Final = "lifetime"
-#: Lent ``max_uses`` times.
-USES: Final = "uses"
-#: Idle ``idle_timeout`` seconds while the pool held more than ``min_idle``.
-IDLE: Final = "idle"
-#: Failed its ``check`` (on acquire, or a keepalive check while idle).
-CHECK: Final = "check"
-#: Made before a ``drain()``.
-DRAIN: Final = "drain"
-#: Its lease was garbage-collected still active.
-LEAK: Final = "leak"
-#: ``reset`` raised, or the ``with`` body raised with ``discard_on_error``.
-ERROR: Final = "error"
-#: Given up: ``discard()``, or a ``with`` body cut short by a ``BaseException``.
-ABORT: Final = "abort"
+# Why a resource was retired (the keys of ``PoolStats.retired``): the reasons every pool
+# shares come from the health rules (``lifetime``, ``uses``, ``idle``, ``check``, ``drain``,
+# ``leak``, ``error``, ``abort``); a free list adds two of its own.
 #: Beyond ``max_idle`` (or the size, after a ``resize()`` down) when it came back.
 SURPLUS: Final = "surplus"
 #: The pool was closed.
 CLOSE: Final = "close"
-REASONS: Final = (LIFETIME, USES, IDLE, CHECK, DRAIN, LEAK, ERROR, ABORT, SURPLUS, CLOSE)
+REASONS: Final = (*health.REASONS, SURPLUS, CLOSE)
 
 
 def _refuse() -> None:
