@@ -1,4 +1,4 @@
-"""Shared fixtures: a recording lifecycle, and one pool factory over every threaded strategy.
+"""Shared fixtures: recording lifecycles, and one pool factory over every threaded strategy.
 
 Every pool made through ``make_pool`` is checked when its test ends: at that quiescent point
 ``created - destroyed == size == idle + in_use`` must hold and the core's own invariants too.
@@ -23,6 +23,7 @@ import respool
 from respool import _debug
 from respool._threads import filler
 from respool._threads.free_list import _FreeListPool
+from respool.stats import WorkerStats
 
 
 @dataclass(eq=False)
@@ -219,3 +220,94 @@ def fork_and_wait(child: Callable[[], int], timeout: float = 5) -> int:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+# -- WorkerPool ----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Owned:
+    """A resource that remembers the thread that made it, and complains if another touches it."""
+
+    n: int
+    owner: int = field(default_factory=threading.get_ident)
+    broken: bool = False
+    destroyed: bool = False
+    uses: int = 0
+    resets: int = 0
+
+    def touch(self) -> None:
+        assert threading.get_ident() == self.owner, f"{self} touched from another thread"
+        assert not self.destroyed, f"{self} used after destroy"
+
+
+@dataclass
+class Life:
+    """A lifecycle recording everything, every callback asserting thread affinity."""
+
+    made: list[Owned] = field(default_factory=list)
+    destroyed: list[Owned] = field(default_factory=list)
+    checks: int = 0
+    fail_create: int = 0  # this many next creates fail
+    fail_create_forever: bool = False
+    fail_reset: bool = False
+    fail_destroy: bool = False
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    numbers: Iterator[int] = field(default_factory=itertools.count)
+
+    def guard(self, res: Owned) -> None:
+        try:
+            res.touch()
+        except AssertionError as exc:
+            with self.lock:
+                self.errors.append(str(exc))
+            raise
+
+    def create(self) -> Owned:
+        with self.lock:
+            if self.fail_create_forever or self.fail_create > 0:
+                self.fail_create = max(0, self.fail_create - 1)
+                raise Boom("cannot connect")
+            res = Owned(next(self.numbers))
+            self.made.append(res)
+        return res
+
+    def reset(self, res: Owned) -> None:
+        self.guard(res)
+        res.resets += 1
+        if self.fail_reset:
+            raise Boom("cannot clean")
+
+    def check(self, res: Owned) -> bool:
+        self.guard(res)
+        with self.lock:
+            self.checks += 1
+        return not res.broken
+
+    def destroy(self, res: Owned) -> None:
+        self.guard(res)
+        assert not res.destroyed, f"{res} destroyed twice"
+        res.destroyed = True
+        with self.lock:
+            self.destroyed.append(res)
+        if self.fail_destroy:
+            raise Boom("cannot close")
+
+    def lifecycle(self, *, check: bool = True, reset: bool = True) -> respool.Lifecycle[Owned]:
+        return respool.Lifecycle(
+            self.create,
+            reset=self.reset if reset else None,
+            check=self.check if check else None,
+            destroy=self.destroy,
+        )
+
+
+def assert_accounts(stats: WorkerStats) -> None:
+    """The invariants WorkerStats documents, at a quiescent point."""
+    settled = stats.completed + stats.failed + stats.cancelled
+    assert stats.submitted == settled + stats.queued + stats.busy, stats
+    assert stats.created - stats.destroyed == stats.resources <= max(stats.workers, 0) or (
+        stats.workers == 0 and stats.resources == 0
+    ), stats
+    assert stats.busy + stats.idle == stats.workers, stats

@@ -5,90 +5,17 @@ from __future__ import annotations
 import itertools
 import threading
 from concurrent.futures import CancelledError
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import respool
-from respool.worker import WorkerPool, WorkerStats
-from tests.conftest import Abort, Boom
+from respool.worker import WorkerPool
+from tests.conftest import Abort, Boom, Life, Owned, assert_accounts
 
 #: What each submitted task does; "drain" and "resize" also drain or resize the pool just
 #: before it is submitted (the task itself is then an ordinary one).
 KINDS = ("ok", "raise", "abort", "break", "cancel", "drain", "resize")
-
-
-@dataclass(eq=False)
-class Owned:
-    """A resource that knows the thread that made it and whether it was destroyed."""
-
-    n: int
-    owner: int = field(default_factory=threading.get_ident)
-    broken: bool = False
-    destroyed: bool = False
-    resets: int = 0
-
-    def touch(self) -> None:
-        assert threading.get_ident() == self.owner, f"{self} touched from another thread"
-        assert not self.destroyed, f"{self} used after destroy"
-
-
-class Life:
-    """A lifecycle recording every resource; a callback touching one from a foreign thread,
-    or after its destroy, is recorded in ``errors``."""
-
-    def __init__(self, *, fail_reset: bool) -> None:
-        self.fail_reset = fail_reset
-        self.made: list[Owned] = []
-        self.destroyed: list[Owned] = []
-        self.errors: list[str] = []
-        self.lock = threading.Lock()
-        self.numbers = itertools.count()
-
-    def guard(self, res: Owned) -> None:
-        try:
-            res.touch()
-        except AssertionError as exc:
-            with self.lock:
-                self.errors.append(str(exc))
-            raise
-
-    def create(self) -> Owned:
-        with self.lock:
-            res = Owned(next(self.numbers))
-            self.made.append(res)
-        return res
-
-    def reset(self, res: Owned) -> None:
-        self.guard(res)
-        res.resets += 1
-        if self.fail_reset:
-            raise Boom("cannot clean")
-
-    def check(self, res: Owned) -> bool:
-        self.guard(res)
-        return not res.broken
-
-    def destroy(self, res: Owned) -> None:
-        self.guard(res)
-        res.destroyed = True
-        with self.lock:
-            self.destroyed.append(res)
-
-    def lifecycle(self) -> respool.Lifecycle[Owned]:
-        return respool.Lifecycle(
-            self.create, reset=self.reset, check=self.check, destroy=self.destroy
-        )
-
-
-def assert_accounts(stats: WorkerStats) -> None:
-    """Every accepted task is accounted for exactly once; resources add up."""
-    settled = stats.completed + stats.failed + stats.cancelled
-    assert stats.submitted == settled + stats.queued + stats.busy, stats
-    assert stats.created - stats.destroyed == stats.resources, stats
-    assert stats.busy + stats.idle == stats.workers, stats
 
 
 def run_task(res: Owned, kind: str, i: int) -> int:
