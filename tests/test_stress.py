@@ -186,21 +186,36 @@ class Hostile:
         self._maybe_fail(0.1)
 
 
+#: Health options that make the housekeeper retire, check and report all the time.
+HEALTHY: dict[str, Any] = {
+    "max_lifetime": 0.01,
+    "max_uses": 5,
+    "keepalive": 0.002,
+    "leak_timeout": 0.005,
+    "check_after": 0.001,
+}
+
+
+@pytest.mark.parametrize("health", [False, True], ids=["plain", "health"])
 @pytest.mark.parametrize("kind", ["fixed", "elastic"])
-def test_chaos_with_interrupts_and_lost_leases_strands_no_slot(kind: str) -> None:
+def test_chaos_with_interrupts_and_lost_leases_strands_no_slot(kind: str, health: bool) -> None:
     """Callbacks raising Exceptions and BaseExceptions, leases dropped unreleased, tiny
-    timeouts: nothing is lent twice, and once the callbacks behave the pool lends its whole
-    capacity again, then closes cleanly."""
+    timeouts, and (with health options) housekeeping retiring and checking all along:
+    nothing is lent twice, and once the callbacks behave the pool lends its whole capacity
+    again, then closes cleanly."""
     capacity = 3
     life = Hostile(seed=7)
     lifecycle = respool.Lifecycle(
         life.create, reset=life.reset, check=life.check, destroy=life.destroy
     )
+    options: dict[str, Any] = dict(HEALTHY) if health else {}
     pool: Any
     if kind == "fixed":
-        pool = respool.FixedPool(lifecycle, size=capacity, timeout=0.02)
+        pool = respool.FixedPool(lifecycle, size=capacity, timeout=0.02, **options)
     else:
-        pool = respool.ElasticPool(lifecycle, max_idle=capacity, max_size=capacity, timeout=0.02)
+        pool = respool.ElasticPool(
+            lifecycle, max_idle=capacity, max_size=capacity, timeout=0.02, **options
+        )
     busy: set[int] = set()
     busy_lock = threading.Lock()
     failures: queue.SimpleQueue[str] = queue.SimpleQueue()

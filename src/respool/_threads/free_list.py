@@ -634,8 +634,6 @@ class _FreeListPool(Generic[T]):
         with self._lock:
             todo = self._core.housekeep(self._clock())
         self._perform(todo, in_caller=False)
-        for entry in todo.report:
-            self._report_held(entry)
         for entry in todo.check:
             alive = False
             check = self._check
@@ -647,6 +645,8 @@ class _FreeListPool(Generic[T]):
             with self._lock:
                 done = self._core.keepalive_done(entry, self._clock(), alive=alive)
             self._perform(done, in_caller=False)
+        for entry in todo.report:
+            self._report_held(entry)
 
     def _report_held(self, entry: Entry[T]) -> None:
         """A lease is held past ``leak_timeout``: say so once, with where it was acquired."""
@@ -658,13 +658,16 @@ class _FreeListPool(Generic[T]):
             self._leak_timeout,
             _acquired_where(entry),
         )
-        warnings.warn(
-            f"a lease from pool {self.name!r} has been held for {held:.1f} s, longer than"
-            f" leak_timeout={self._leak_timeout:g} s (the respool log shows where it was"
-            " acquired)",
-            ResourceWarning,
-            stacklevel=1,
-        )
+        try:
+            warnings.warn(
+                f"a lease from pool {self.name!r} has been held for {held:.1f} s, longer than"
+                f" leak_timeout={self._leak_timeout:g} s (the respool log shows where it was"
+                " acquired)",
+                ResourceWarning,
+                stacklevel=1,
+            )
+        except Exception:  # warnings turned into errors: the housekeeper must carry on
+            log.debug("pool %r: the leak warning was raised as an error", self.name)
 
     def _fill_one(self, unstarted: int) -> bool:
         """Create one owed resource and hand it over; False if ``create`` failed.
