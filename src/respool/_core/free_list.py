@@ -185,9 +185,6 @@ class Entry(Generic[T]):
         return f"<Entry #{self.key}>"
 
 
-Grant = Entry[T] | _Token
-
-
 class Waiter(Generic[T]):
     """A caller queued in ``acquire``; ``grant`` stays None until the core serves it."""
 

@@ -186,7 +186,7 @@ class _FreeListPool(Generic[T]):
             name = f"{type(self).__name__}-{next(_names)}"
         self.name = _validate.text("name", name)
         rules = _health_rules(
-            check=check is not None or lifecycle.check is not None,
+            check=lifecycle.check is not None,
             check_after=check_after,
             max_lifetime=max_lifetime,
             max_uses=max_uses,
