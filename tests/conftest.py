@@ -116,9 +116,16 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["bounded", "fifo"])
+def fairness(request: pytest.FixtureRequest) -> str:
+    """Both fairness modes: every behaviour the suite checks holds in each."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_pool(kind: str, tracker: Tracker) -> Iterator[PoolFactory]:
-    """Build a pool of *capacity* resources of the parametrized kind, checked at teardown.
+def make_pool(kind: str, fairness: str, tracker: Tracker) -> Iterator[PoolFactory]:
+    """Build a pool of *capacity* resources of the parametrized kind and fairness, checked at
+    teardown.
 
     A FixedPool holds exactly *capacity*; an ElasticPool may grow to *capacity* and keeps as
     many idle. Either way a caller waits once *capacity* resources are in use.
@@ -127,6 +134,7 @@ def make_pool(kind: str, tracker: Tracker) -> Iterator[PoolFactory]:
 
     def make(capacity: int = 2, *, check: bool = True, **options: Any) -> _FreeListPool[Res]:
         lifecycle = options.pop("lifecycle", None) or tracker.lifecycle(check=check)
+        options.setdefault("fairness", fairness)
         pool: _FreeListPool[Res]
         if kind == "fixed":
             pool = respool.FixedPool(lifecycle, size=capacity, **options)

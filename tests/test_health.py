@@ -407,8 +407,15 @@ def test_expired_resources_are_never_lent_under_load(tracker: Tracker) -> None:
 
     def churn_and_look() -> None:
         while not stop.is_set():
-            with pool.acquire() as res:
-                age = decided.at - born[res.n]
+            lease = pool.acquire()
+            with lease:
+                entry = lease._entry
+                assert entry is not None
+                # Its birth as the pool stamped it (create's own clock reading comes earlier,
+                # by however long this thread was descheduled in between).
+                assert born[lease.resource.n] <= entry.created_at
+                assert entry.expires_at <= entry.created_at + lifetime
+                age = decided.at - entry.created_at
                 if age >= lifetime:
                     too_old.append(age)
 

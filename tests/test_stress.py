@@ -62,8 +62,9 @@ class Lifecycle:
         conn.destroyed = True
 
 
+@pytest.mark.parametrize("fairness", ["bounded", "fifo"])
 @pytest.mark.parametrize("kind", ["fixed", "elastic"])
-def test_stress_never_lends_twice_and_counts_stay_exact(kind: str) -> None:
+def test_stress_never_lends_twice_and_counts_stay_exact(kind: str, fairness: str) -> None:
     """12 threads x 400 random operations keep every promise of the pool."""
     life = Lifecycle()
     lifecycle = respool.Lifecycle(
@@ -71,9 +72,11 @@ def test_stress_never_lends_twice_and_counts_stay_exact(kind: str) -> None:
     )
     pool: Any
     if kind == "fixed":
-        pool = respool.FixedPool(lifecycle, size=4, timeout=0.05, order="fifo")
+        pool = respool.FixedPool(lifecycle, size=4, timeout=0.05, order="fifo", fairness=fairness)
     else:
-        pool = respool.ElasticPool(lifecycle, max_idle=2, max_size=4, timeout=0.05)
+        pool = respool.ElasticPool(
+            lifecycle, max_idle=2, max_size=4, timeout=0.05, fairness=fairness
+        )
     busy: set[int] = set()
     busy_lock = threading.Lock()
     failures: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -196,9 +199,12 @@ HEALTHY: dict[str, Any] = {
 }
 
 
+@pytest.mark.parametrize("fairness", ["bounded", "fifo"])
 @pytest.mark.parametrize("health", [False, True], ids=["plain", "health"])
 @pytest.mark.parametrize("kind", ["fixed", "elastic"])
-def test_chaos_with_interrupts_and_lost_leases_strands_no_slot(kind: str, health: bool) -> None:
+def test_chaos_with_interrupts_and_lost_leases_strands_no_slot(
+    kind: str, health: bool, fairness: str
+) -> None:
     """Callbacks raising Exceptions and BaseExceptions, leases dropped unreleased, tiny
     timeouts, and (with health options) housekeeping retiring and checking all along:
     nothing is lent twice, and once the callbacks behave the pool lends its whole capacity
@@ -209,6 +215,7 @@ def test_chaos_with_interrupts_and_lost_leases_strands_no_slot(kind: str, health
         life.create, reset=life.reset, check=life.check, destroy=life.destroy
     )
     options: dict[str, Any] = dict(HEALTHY) if health else {}
+    options["fairness"] = fairness
     pool: Any
     if kind == "fixed":
         pool = respool.FixedPool(lifecycle, size=capacity, timeout=0.02, **options)

@@ -91,11 +91,16 @@ class ElasticPool(_FreeListPool[T]):
       ``Exception`` (cancellation, ``KeyboardInterrupt``) always destroys it.
     * ``order`` — ``"lifo"`` (default: reuse the most recently returned resource, so the rest
       can age out) or ``"fifo"`` (rotate through all of them evenly).
+    * ``fairness`` — ``"bounded"`` (default) or ``"fifo"``: see below.
+      ``fairness_window`` — how long, in seconds, the oldest waiter may be overtaken with
+      ``"bounded"`` (default 0.001).
     * ``name`` — used in logs and error messages.
 
-    An acquire that must create a resource does so in its own thread and gets ``create``'s
-    error if it fails. Inconsistent sizes given explicitly (``min_idle > max_idle``,
-    ``max_idle > max_size``, ``min_idle > max_size``) raise ``ValueError`` naming both.
+    Waiters (at ``max_size``) are served as in :class:`~respool.FixedPool`, by the same
+    ``fairness`` rules. An acquire that must create a resource does so in its own thread
+    and gets ``create``'s error if it fails. Inconsistent sizes given explicitly
+    (``min_idle > max_idle``, ``max_idle > max_size``, ``min_idle > max_size``) raise
+    ``ValueError`` naming both.
     """
 
     def __init__(
@@ -118,6 +123,8 @@ class ElasticPool(_FreeListPool[T]):
         leak_timeout: float | None = None,
         discard_on_error: bool = False,
         order: str = "lifo",
+        fairness: str = "bounded",
+        fairness_window: float | None = None,
         name: str | None = None,
     ) -> None:
         max_idle, min_idle, max_size = _sizes(
@@ -146,6 +153,8 @@ class ElasticPool(_FreeListPool[T]):
             idle_timeout=idle_timeout,
             keepalive=keepalive,
             leak_timeout=leak_timeout,
+            fairness=fairness,
+            fairness_window=fairness_window,
         )
 
     def resize(

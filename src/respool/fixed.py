@@ -53,10 +53,17 @@ class FixedPool(_FreeListPool[T]):
       ``Exception`` (cancellation, ``KeyboardInterrupt``) always destroys it.
     * ``order`` — ``"lifo"`` (default: reuse the most recently returned resource, so the rest
       can age out) or ``"fifo"`` (rotate through all of them evenly).
+    * ``fairness`` — ``"bounded"`` (default) or ``"fifo"``: see below.
+      ``fairness_window`` — how long, in seconds, the oldest waiter may be overtaken with
+      ``"bounded"`` (default 0.001).
     * ``name`` — used in logs and error messages.
 
-    Waiters are served strictly in arrival order: a newcomer never takes a resource while
-    someone waits, and a waiter whose resource fails its ``check`` keeps its place.
+    Fairness: waiters are served in arrival order, and a waiter whose resource fails its
+    ``check`` keeps its place. With ``fairness="fifo"`` a newcomer never takes a resource while
+    someone waits. With ``"bounded"`` (the default) a newcomer may take an idle resource ahead
+    of the waiters while the oldest of them has waited less than ``fairness_window`` (1 ms),
+    so a thread that returns a resource and wants it back at once does not have to sleep
+    behind a sleeping waiter (a lock convoy); past the window, hand-off is strict.
     """
 
     def __init__(
@@ -76,6 +83,8 @@ class FixedPool(_FreeListPool[T]):
         leak_timeout: float | None = None,
         discard_on_error: bool = False,
         order: str = "lifo",
+        fairness: str = "bounded",
+        fairness_window: float | None = None,
         name: str | None = None,
     ) -> None:
         size = _validate.integer("size", size, minimum=1)
@@ -99,6 +108,8 @@ class FixedPool(_FreeListPool[T]):
             max_uses=max_uses,
             keepalive=keepalive,
             leak_timeout=leak_timeout,
+            fairness=fairness,
+            fairness_window=fairness_window,
         )
 
     def resize(self, size: int) -> None:

@@ -66,6 +66,11 @@ class PoolStats(Snapshot):
     retired: dict[str, int]
     #: Failed creates in a row by the pool's background filler (0: no failure streak).
     create_failures: int
+    #: Acquires that took an idle resource while someone waited (``fairness="bounded"``
+    #: allows it within ``fairness_window``), and the longest the oldest waiter had waited
+    #: at such a moment, in seconds (never more than the window).
+    overtakes: int
+    overtaken_wait_max: float
 
     @property
     def wait_time_mean(self) -> float:

@@ -343,8 +343,8 @@ def test_cancel_leaves_the_queue_and_counts_a_timeout() -> None:
     core.request(0.0, handle=None)
     waiter = core.request(0.0, handle="w").outcome
     assert isinstance(waiter, Waiter)
-    assert core.cancel(waiter, timed_out=True) is None
-    assert core.cancel(waiter, timed_out=True) is None
+    assert core.cancel(waiter, 0.0, timed_out=True).outcome is None
+    assert core.cancel(waiter, 0.0, timed_out=True).outcome is None
     assert not core.waiters
     assert core.timeouts == 1
 
@@ -358,7 +358,7 @@ def test_cancel_after_grant_returns_the_grant_and_give_back_passes_it_on() -> No
     w2 = core.request(0.0, handle=2).outcome
     assert isinstance(w1, Waiter) and isinstance(w2, Waiter)
     core.release(entry, 1.0)
-    assert core.cancel(w1, timed_out=True) is entry
+    assert core.cancel(w1, 1.0, timed_out=True).outcome is entry
     assert core.timeouts == 0
     todo = core.give_back(entry, 2.0)
     assert todo.wake == [w2]

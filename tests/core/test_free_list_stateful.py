@@ -3,11 +3,14 @@
 The machine plays every caller and the background filler at once, through the very methods
 the threaded shell calls: it requests, parks, cancels, creates (successfully or not), checks
 (a failed check keeps the caller's place), releases, discards, loses leases, closes, fills
-owed slots with backoff, and makes the lock-free ``take_nowait`` and ``put_nowait``, with the
-``finish_put`` under the lock delayed while other moves run (the race the core must settle).
+owed slots with backoff, wakes waiters (granted, or roused to compete within the fairness
+window, who then look and may park again), and makes the lock-free ``take_nowait`` and
+``put_nowait``, with the ``finish_put`` under the lock delayed while other moves run (the
+race the core must settle).
 Besides the core's own invariants it checks the accounting from outside: every live resource
 is in exactly one place (idle, held by a caller, or granted to a woken waiter) and every
-reserved slot is held by exactly one creator.
+reserved slot is held by exactly one creator, that no wake-up is signalled twice, and that
+no newcomer overtakes a waiter who has waited the whole fairness window.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ class FreeListMachine(RuleBasedStateMachine):
         self.names = itertools.count()
         self.held: list[Entry[int]] = []  # in use by a caller
         self.permits = 0  # reserved slots a caller is creating
-        self.parked: list[Waiter[int]] = []  # waiters not yet woken
-        self.woken: list[Waiter[int]] = []  # served, not yet claimed by their caller
+        self.waiting: list[Waiter[int]] = []  # callers in acquire: queued, or served unclaimed
+        self.signalled: set[int] = set()  # ids of waiters whose wake-up is pending
+        self.dozing: set[int] = set()  # ids of overtaken waiters that look again when due
         self.unfinished: list[tuple[Entry[int], int]] = []  # puts awaiting finish_put
         self.filling = 0  # owed slots the filler has started on
         self.fill_wanted = False  # a move asked for the filler
@@ -56,13 +60,15 @@ class FreeListMachine(RuleBasedStateMachine):
 
     @initialize(
         min_size=st.integers(0, 2),
-        extra=st.one_of(st.none(), st.integers(0, 3)),
+        extra=st.one_of(st.none(), st.integers(0, 3), st.just(0)),
         max_idle=st.integers(0, 4),
         max_waiting=st.one_of(st.none(), st.integers(0, 3)),
         lifo=st.booleans(),
         prime=st.integers(0, 3),
         health=st.booleans(),
         leak_timeout=st.one_of(st.none(), st.sampled_from([2.0, 10.0])),
+        window=st.sampled_from([0.0, 1.5, 4.5]),
+        fixed=st.booleans(),
     )
     def setup(
         self,
@@ -74,8 +80,12 @@ class FreeListMachine(RuleBasedStateMachine):
         prime: int,
         health: bool,
         leak_timeout: float | None,
+        window: float,
+        fixed: bool,
     ) -> None:
         max_size = None if extra is None else max(1, min_size + extra)
+        if fixed:  # a primed FixedPool, where callers contend for a few resources at once
+            min_size = max_size = max_idle = 1 + min_size % 2
         rules = None
         if health:
             rules = Rules(max_lifetime=8.0, max_uses=3, idle_timeout=4.0, keepalive=3.0)
@@ -88,9 +98,14 @@ class FreeListMachine(RuleBasedStateMachine):
             lifo=lifo,
             rules=rules,
             leak_timeout=leak_timeout,
+            window=window,
         )
         # The shells prime at least min_size (a FixedPool its whole size) before anything.
         self.permits += self.core.reserve(max(prime, min_size))
+        if fixed:
+            while self.permits:
+                self.permits -= 1
+                self.perform(self.core.stock(next(self.names), self.tick()))
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -100,8 +115,10 @@ class FreeListMachine(RuleBasedStateMachine):
 
     def perform(self, todo: Todo[int]) -> None:
         for waiter in todo.wake:
-            self.parked.remove(waiter)
-            self.woken.append(waiter)
+            assert waiter in self.waiting
+            assert id(waiter) not in self.signalled, "a wake-up signalled twice"
+            assert id(waiter) not in self.dozing, "a dozing waiter was signalled"
+            self.signalled.add(id(waiter))
         for entry in todo.destroy:
             assert entry.resource not in self.destroyed, "destroyed twice"
             assert entry not in self.held, "destroyed while lent"
@@ -120,7 +137,20 @@ class FreeListMachine(RuleBasedStateMachine):
         elif outcome is CREATE:
             self.permits += 1
         elif isinstance(outcome, Waiter):
-            self.parked.append(outcome)
+            self.waiting.append(outcome)
+
+    def claim_grant(self, waiter: Waiter[int]) -> None:
+        """The caller behind a served *waiter* takes its grant."""
+        self.waiting.remove(waiter)
+        self.signalled.discard(id(waiter))
+        self.dozing.discard(id(waiter))
+        if isinstance(waiter.grant, Entry):
+            waiter.grant.uses += 1
+            self.held.append(waiter.grant)
+        elif waiter.grant is CREATE:
+            self.permits += 1
+        else:
+            assert waiter.grant is CLOSED
 
     # -- rules ----------------------------------------------------------------------------
 
@@ -128,8 +158,11 @@ class FreeListMachine(RuleBasedStateMachine):
     def request(self, wait: bool) -> None:
         core = self.core
         waiting_before = len(core.waiters)
+        oldest = core.waiters[0].since if core.waiters else None
+        now = self.tick()
+        overtakes = core.overtakes
         try:
-            todo = core.request(self.tick(), "h" if wait else None)
+            todo = core.request(now, "h" if wait else None)
         except PoolClosed:
             assert core.closed
             return
@@ -138,10 +171,13 @@ class FreeListMachine(RuleBasedStateMachine):
             return
         outcome = todo.outcome
         if isinstance(outcome, Waiter):
-            self.parked.append(outcome)
+            self.waiting.append(outcome)
         self.perform(todo)
-        if isinstance(outcome, Entry | type(CREATE)):
-            assert waiting_before == 0, "a newcomer overtook a waiter"
+        if outcome is CREATE:
+            assert waiting_before == 0, "a newcomer took room a waiter was owed"
+        if isinstance(outcome, Entry) and oldest is not None:
+            assert now - oldest < core.window, "overtook a waiter past the window"
+            assert core.overtakes == overtakes + 1
         if isinstance(outcome, Entry):
             outcome.uses += 1
             self.held.append(outcome)
@@ -151,6 +187,20 @@ class FreeListMachine(RuleBasedStateMachine):
             assert todo.fill == (core.owed > 0)
             assert not wait or core.closed
             assert not (self.settled() and core.idle and not core.waiters)
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), lock_free=st.booleans())
+    def cycle(self, data: st.DataObject, lock_free: bool) -> None:
+        """The contended loop: a caller gives its resource back and at once asks again
+        (where a strict hand-off convoys, and a bounded one lets it overtake)."""
+        entry = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
+        if lock_free:
+            answer = self.core.put_nowait(entry)
+            if answer != PUT_DONE:
+                self.perform(self.core.finish_put(entry, answer, self.tick()))
+        else:
+            self.perform(self.core.release(entry, self.tick()))
+        self.request(wait=True)
 
     @precondition(lambda self: self.permits > 0)
     @rule(ok=st.booleans(), keep=st.booleans())
@@ -194,30 +244,61 @@ class FreeListMachine(RuleBasedStateMachine):
         self.filling -= unstarted
         self.perform(self.core.fill_failed(self.tick(), RuntimeError("down"), unstarted=unstarted))
 
-    @precondition(lambda self: self.woken)
+    @precondition(lambda self: self.signalled)
     @rule(data=st.data())
-    def claim(self, data: st.DataObject) -> None:
-        """A woken waiter takes what it was granted."""
-        waiter = self.woken.pop(data.draw(st.integers(0, len(self.woken) - 1)))
-        if isinstance(waiter.grant, Entry):
-            self.held.append(waiter.grant)
-        elif waiter.grant is CREATE:
-            self.permits += 1
-        else:
-            assert waiter.grant is CLOSED
+    def wake_up(self, data: st.DataObject) -> None:
+        """A woken caller runs: it takes its grant, or (roused) looks and may park again."""
+        woken = [w for w in self.waiting if id(w) in self.signalled]
+        waiter = woken[data.draw(st.integers(0, len(woken) - 1))]
+        if waiter.grant is not None:
+            assert not waiter.queued
+            self.claim_grant(waiter)
+            return
+        assert waiter.queued, "woken with nothing, out of the queue"
+        self.signalled.discard(id(waiter))
+        self.looks(waiter)
 
-    @precondition(lambda self: self.parked or self.woken)
+    def looks(self, waiter: Waiter[int]) -> None:
+        """*waiter*'s thread looks: it claims what it finds, parks, or dozes until due."""
+        todo = self.core.look(waiter, self.tick())
+        self.perform(todo)
+        if todo.outcome is waiter:
+            assert waiter.queued and waiter.woken == (waiter.recheck_at is not None)
+            if waiter.recheck_at is not None:
+                self.dozing.add(id(waiter))
+        else:
+            assert todo.outcome is waiter.grant is not None
+            self.claim_grant(waiter)
+
+    @precondition(lambda self: self.dozing)
+    @rule(data=st.data())
+    def doze_ends(self, data: st.DataObject) -> None:
+        """A dozing waiter's time comes: it looks again, unsignalled."""
+        dozing = [w for w in self.waiting if id(w) in self.dozing]
+        waiter = dozing[data.draw(st.integers(0, len(dozing) - 1))]
+        self.dozing.discard(id(waiter))
+        if waiter.recheck_at is not None:
+            self.now = max(self.now, waiter.recheck_at - 1.0)  # looks() ticks once more
+        if waiter.grant is not None:
+            self.claim_grant(waiter)
+        else:
+            self.looks(waiter)
+
+    @precondition(lambda self: self.waiting)
     @rule(data=st.data(), timed_out=st.booleans(), use=st.booleans())
     def cancel(self, data: st.DataObject, timed_out: bool, use: bool) -> None:
         """A waiter gives up; a grant that raced it is used or given back."""
-        pool = self.parked + self.woken
-        waiter = pool[data.draw(st.integers(0, len(pool) - 1))]
-        grant = self.core.cancel(waiter, timed_out=timed_out)
-        if waiter in self.parked:
+        waiter = self.waiting[data.draw(st.integers(0, len(self.waiting) - 1))]
+        queued = waiter.queued
+        todo = self.core.cancel(waiter, self.tick(), timed_out=timed_out)
+        grant = todo.outcome
+        self.waiting.remove(waiter)
+        self.signalled.discard(id(waiter))
+        self.dozing.discard(id(waiter))
+        self.perform(todo)
+        if queued:
             assert grant is None
-            self.parked.remove(waiter)
             return
-        self.woken.remove(waiter)
         assert grant is waiter.grant
         if grant is CLOSED:
             return
@@ -257,7 +338,7 @@ class FreeListMachine(RuleBasedStateMachine):
         outcome = todo.outcome
         if isinstance(outcome, Waiter):
             assert core.waiters[0] is outcome, "a failed check lost the caller its place"
-            self.parked.insert(0, outcome)
+            self.waiting.append(outcome)
         else:
             self.grant_to(outcome)
         self.perform(todo)
@@ -355,7 +436,7 @@ class FreeListMachine(RuleBasedStateMachine):
         if not hasattr(self, "core"):
             return
         core = self.core
-        granted = [w.grant for w in self.woken if isinstance(w.grant, Entry)]
+        granted = [w.grant for w in self.waiting if isinstance(w.grant, Entry)]
         refused = [e for e, _ in self.unfinished if e not in core.idle]
         out = [*core.idle, *self.held, *granted, *refused, *self.checking]
         places = [e.resource for e in out]
@@ -368,7 +449,7 @@ class FreeListMachine(RuleBasedStateMachine):
     def every_slot_has_one_creator(self) -> None:
         if not hasattr(self, "core"):
             return
-        granted = sum(1 for w in self.woken if w.grant is CREATE)
+        granted = sum(1 for w in self.waiting if w.grant is CREATE)
         core = self.core
         assert core.creating == self.permits + granted + self.filling + core.owed
 
@@ -378,9 +459,25 @@ class FreeListMachine(RuleBasedStateMachine):
             assert self.fill_wanted, "slots are owed but no move asked for the filler"
 
     @invariant()
-    def parked_waiters_are_the_queue(self) -> None:
+    def queued_waiters_are_the_queue(self) -> None:
         if hasattr(self, "core"):
-            assert list(self.core.waiters) == self.parked
+            queued = [w for w in self.waiting if w.queued]
+            assert sorted(self.core.waiters, key=id) == sorted(queued, key=id)
+
+    @invariant()
+    def an_idle_entry_always_has_a_waiter_on_its_way(self) -> None:
+        """Settled, the first ``len(idle)`` waiters have a wake-up pending: none sleeps while
+        a resource it could take lies idle."""
+        if hasattr(self, "core") and self.settled():
+            core = self.core
+            for waiter in itertools.islice(core.waiters, len(core.idle)):
+                assert id(waiter) in self.signalled | self.dozing
+
+    @invariant()
+    def overtaken_waits_stay_within_the_window(self) -> None:
+        if hasattr(self, "core"):
+            core = self.core
+            assert core.overtaken_wait_max < core.window or core.overtakes == 0
 
 
 FreeListMachine.TestCase.settings = settings(

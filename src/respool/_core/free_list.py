@@ -25,10 +25,13 @@ bare locked ``deque`` pop and append. They rely on ``deque.pop``, ``deque.poplef
 ``deque.append`` being atomic (under the GIL, and per object on free-threaded builds), and on
 an attribute store or load being atomic.
 
-* ``take_nowait`` takes an idle entry only while nobody waits, so a newcomer never barges past
-  a waiter: the moves that change the waiter queue swap it between the idle list's own pop and
-  a refusal. A lock-free take on another thread may empty the list between any look and the
-  pop, so the pop itself is the test (``IndexError``: none idle).
+* ``take_nowait`` takes an idle entry only while nobody waits: whether a newcomer may overtake
+  a waiter is decided under the lock (:meth:`FreeListCore.request` and
+  :meth:`FreeListCore.barge`, see *Fairness* in the class docstring). The moves that change
+  the waiter queue swap it between the idle list's own pop and ``take_contended`` (a refusal,
+  or the shell's locked call of ``barge``). A lock-free take on another thread may empty the
+  list between any look and the pop, so the pop itself is the test (``IndexError``: none
+  idle).
 * ``put_nowait`` publishes first and looks second, while :meth:`FreeListCore.request` registers
   a waiter first and looks at the idle list second; whichever runs later sees the other, so an
   idle resource and a waiter coexist only until :meth:`FreeListCore.finish_put` settles them
@@ -188,15 +191,24 @@ class Entry(Generic[T]):
 class Waiter(Generic[T]):
     """A caller queued in ``acquire``; ``grant`` stays None until the core serves it."""
 
-    __slots__ = ("grant", "handle", "queued", "since")
+    __slots__ = ("grant", "handle", "queued", "recheck_at", "since", "woken")
 
     def __init__(self, handle: object, since: float) -> None:
         #: The shell's wake-up object (a lock, a future): opaque to the core.
         self.handle = handle
+        #: When it began waiting: the queue is kept in this order, and fairness reads it.
         self.since = since
         self.grant: Entry[T] | _Token | None = None
         #: In the core's queue: neither served nor cancelled yet.
         self.queued = True
+        #: Its wake-up is signalled and it has not looked since: a grant, or a *rouse* (an
+        #: idle entry it may compete for, see :meth:`FreeListCore.look`), or it dozes (see
+        #: ``recheck_at``). A handle is signalled only while ``woken`` is False, and then
+        #: ``woken`` is set: at most one signal per look.
+        self.woken = False
+        #: Set while it dozes: overtaken once, it looks again at this time (when it becomes
+        #: due) without being signalled.
+        self.recheck_at: float | None = None
 
 
 class Todo(Generic[T]):
@@ -234,11 +246,21 @@ class FreeListCore(Generic[T]):
     * ``0 <= owed <= creating`` and ``max_size is None or size + creating <= max_size``;
     * open: ``size + creating >= min_size`` — a slot below ``min_size`` is always reserved
       (owed to the filler, or being created), so no loss shrinks a pool for good;
-    * *settled*: ``waiters`` non-empty implies ``idle`` empty and no room to create — a
-      newcomer can never overtake a waiter;
+    * *settled*: ``waiters`` non-empty implies no room to create, and that each of the first
+      ``len(idle)`` waiters is woken (on its way to look: see *Fairness*);
+    * ``waiters`` is ordered by ``since`` (arrival), and ``woken`` waiters are still queued;
     * *settled*: ``len(idle) <= max_idle``;
     * ``closed`` implies ``waiters`` empty, ``owed == 0`` and, *settled*, ``idle`` empty;
     * ``destroyed == sum(retired.values())``: every retirement has one reason.
+
+    Fairness: a waiter is *due* once it has waited ``window`` seconds (0: at once, strict
+    FIFO). While the oldest waiter is not due, a returned entry goes idle and the waiter at
+    the head is *roused* to compete for it with newcomers, which may take it first (neither
+    the releasing thread nor a newcomer parks behind a sleeping thread: no lock convoy).
+    Once the oldest waiter is due, entries are handed to waiters in arrival order and
+    newcomers queue behind them, until no waiter is due. ``overtakes`` counts the entries
+    newcomers took while someone waited, ``overtaken_wait_max`` the longest the oldest
+    waiter had waited at such a moment (at most ``window``, by construction).
 
     Health (``rules``, ``leak_timeout``; all optional): an entry past its lifetime, worn by
     its uses or made before a ``drain()`` is retired when it comes back, when a caller is
@@ -273,6 +295,8 @@ class FreeListCore(Generic[T]):
         "max_waiting",
         "min_size",
         "name",
+        "overtaken_wait_max",
+        "overtakes",
         "owed",
         "owner",
         "rejected",
@@ -283,12 +307,14 @@ class FreeListCore(Generic[T]):
         "shrinking",
         "size",
         "take",
+        "take_contended",
         "take_nowait",
         "timeouts",
         "wait_time_max",
         "wait_time_total",
         "waiters",
         "waits",
+        "window",
     )
 
     def __init__(
@@ -305,7 +331,10 @@ class FreeListCore(Generic[T]):
         backoff: Backoff | None = None,
         rules: Rules | None = None,
         leak_timeout: float | None = None,
+        window: float = 0.0,
     ) -> None:
+        if not window >= 0:
+            raise ValueError(f"window must be >= 0 seconds, got {window!r}")
         self.name = name
         #: The filler keeps at least this many live or reserved (FixedPool: its size).
         self.min_size = min_size
@@ -316,6 +345,8 @@ class FreeListCore(Generic[T]):
         self.max_waiting = max_waiting
         self.epoch = epoch
         self.lifo = lifo
+        #: Seconds a waiter may be overtaken by newcomers (0: never; see *Fairness*).
+        self.window = window
         #: The shell that lost entries report to (see :class:`Entry`).
         self.owner = owner
         #: Called by :meth:`put_nowait` when a put needs the lock (see there); None: not.
@@ -347,6 +378,11 @@ class FreeListCore(Generic[T]):
         #: that change the waiter queue, so that the uncontended acquire makes one C call
         #: and no Python call to decide (a fifth of its cost).
         self.take_nowait: Callable[[], Entry[T] | None] = self.take
+        #: What ``take_nowait`` is while someone waits: a refusal (the caller goes to
+        #: :meth:`request`), or, set by a shell when ``window`` allows overtaking, a call
+        #: that takes the shell's lock and makes :meth:`barge` (one step instead of a wait's
+        #: preparations, on every contended acquire).
+        self.take_contended: Callable[[], Entry[T] | None] = _refuse
         self.waiters: deque[Waiter[T]] = deque()
         self.closed = False
         #: Live resources (idle + in use).
@@ -368,6 +404,8 @@ class FreeListCore(Generic[T]):
         self.waits = 0
         self.wait_time_total = 0.0
         self.wait_time_max = 0.0
+        self.overtakes = 0
+        self.overtaken_wait_max = 0.0
         #: The error of the filler's most recent failed create, while they keep failing: the
         #: cause a waiter's ``PoolTimeout`` carries.
         self.last_create_error: BaseException | None = None
@@ -452,16 +490,22 @@ class FreeListCore(Generic[T]):
         reserved for the caller), a :class:`Waiter` to park on (when *handle* is given), or
         ``None`` when nothing is available and the caller will not wait. Raises
         ``PoolClosed``, or ``PoolFull`` when ``max_waiting`` callers already wait.
+
+        While nobody waiting is due (see *Fairness*), the caller may take an idle entry
+        ahead of the waiters; a reserved slot always goes to the waiters first.
         """
         if self.closed:
             raise PoolClosed(f"pool {self.name!r} is closed")
         todo: Todo[T] = Todo()
-        if not self.waiters:
+        waiters = self.waiters
+        if not waiters or not self._due(now):
             entry = self._take_idle()
             if entry is not None:
+                if waiters:
+                    self._overtook(now)
                 todo.outcome = entry
                 return todo
-            if self._has_room():
+            if not waiters and self._has_room():
                 self.creating += 1
                 todo.outcome = CREATE
                 return todo
@@ -476,34 +520,84 @@ class FreeListCore(Generic[T]):
                 f"pool {self.name!r} already has {len(self.waiters)} callers waiting"
                 f" (max_waiting={self.max_waiting})"
             )
-        self._enqueue(Waiter(handle, now), todo, now, first=False)
+        self._enqueue(Waiter(handle, now), todo, now)
         return todo
 
-    def cancel(self, waiter: Waiter[T], *, timed_out: bool) -> Entry[T] | _Token | None:
+    def barge(self, now: float) -> Entry[T] | None:
+        """A newcomer that will not queue (yet) asks for an idle entry: it may take one ahead
+        of the waiters while none of them is due (see *Fairness*); None otherwise."""
+        if self.closed:
+            return None
+        if self.waiters:
+            if self._due(now):
+                return None
+            entry = self._take_idle()
+            if entry is not None:
+                self._overtook(now)
+            return entry
+        return self._take_idle()
+
+    def look(self, waiter: Waiter[T], now: float) -> Todo[T]:
+        """A woken (or dozing) *waiter* looks for what woke it, in its own thread.
+
+        ``outcome`` is its grant (an entry, ``CREATE``, ``CLOSED``), or the waiter itself,
+        still queued at its place, to park again: signalled by the next return or grant, or,
+        when newcomers overtook it and it is not due yet, dozing until it is
+        (``recheck_at``): a woken thread usually loses the race to the thread that returned
+        the resource and asks again at once, so waking it at every return would cost a thread
+        switch each time for nothing. It dozes at most until it is due, when hand-offs become
+        strict: then a return goes to it as to any due waiter.
+        """
+        todo: Todo[T] = Todo()
+        if waiter.queued:
+            waiter.woken = False
+            waiter.recheck_at = None
+            self._look(waiter, todo, now)
+            due_at = waiter.since + self.window
+            if waiter.queued and now < due_at:  # overtaken within the window: doze
+                waiter.woken = True
+                waiter.recheck_at = due_at
+        else:
+            todo.outcome = waiter.grant
+        return todo
+
+    def cancel(self, waiter: Waiter[T], now: float, *, timed_out: bool) -> Todo[T]:
         """A waiter stops waiting (deadline, interrupt, cancellation); twice is harmless.
 
-        Returns the grant it received before it could cancel (the caller must use it or hand
-        it to :meth:`give_back`), or ``None`` when it was still queued and has now left.
+        ``outcome`` is the grant it received before it could cancel (the caller must use it
+        or hand it to :meth:`give_back`), or ``None`` when it was still queued and has now
+        left. A roused waiter's chance passes to the next in line.
         """
+        todo: Todo[T] = Todo()
         if waiter.queued:
             self.waiters.remove(waiter)
             self._waiters_changed()
             waiter.queued = False
             if timed_out:
                 self.timeouts += 1
-        return waiter.grant
+            self._serve(todo, now)
+        todo.outcome = waiter.grant
+        return todo
 
     def check_failed(
-        self, entry: Entry[T], now: float, handle: object | None, reason: str = CHECK
+        self,
+        entry: Entry[T],
+        now: float,
+        handle: object | None,
+        reason: str = CHECK,
+        *,
+        since: float | None = None,
     ) -> Todo[T]:
         """``check`` found the caller's *entry* unviable (or *reason*: :meth:`worn` found it
         due for retirement): destroy it and serve the caller again.
 
         The caller had been served, so it keeps its place at the head of the line: ``outcome``
         is the next idle entry, ``CREATE`` when the destroyed one's room is free for it, a
-        :class:`Waiter` at the head of the queue (when *handle* is given: e.g. FixedPool,
+        :class:`Waiter` at its place in the queue (when *handle* is given: e.g. FixedPool,
         whose room is owed to the filler and whose replacement will reach this waiter
-        first), or ``None``. A closed pool answers ``CLOSED``.
+        first), or ``None``. A closed pool answers ``CLOSED``. *since*: when the caller began
+        acquiring; its place is by that time, ahead of anyone who came later (default: the
+        head of the line).
         """
         if entry.epoch != self.epoch:
             raise ValueError(f"{entry!r} belongs to another process")
@@ -521,7 +615,10 @@ class FreeListCore(Generic[T]):
             self.creating += 1
             todo.outcome = CREATE
         elif handle is not None:
-            self._enqueue(Waiter(handle, now), todo, now, first=True)
+            first = since is None
+            if since is None:  # at the head
+                since = min(now, self.waiters[0].since) if self.waiters else now
+            self._enqueue(Waiter(handle, min(since, now)), todo, now, first=first)
             return todo
         self._serve(todo, now)  # the caller is served: anything left goes to the others
         return todo
@@ -600,7 +697,7 @@ class FreeListCore(Generic[T]):
         elif self._over_size():
             self._retire(entry, todo, now, SURPLUS)
         elif self.waiters:
-            self._grant(self.waiters.popleft(), entry, todo, now)
+            self._hand_over(entry, todo, now)
         elif len(self.idle) >= self.max_idle:
             self._retire(entry, todo, now, SURPLUS)
         else:
@@ -638,7 +735,8 @@ class FreeListCore(Generic[T]):
         return todo
 
     def release(self, entry: Entry[T], now: float) -> Todo[T]:
-        """A clean entry comes back: to the first waiter, the idle list, or destruction."""
+        """A clean entry comes back: to the first waiter (once one is due, see *Fairness*),
+        the idle list (rousing a waiter, if any, to compete for it), or destruction."""
         todo: Todo[T] = Todo()
         if entry.epoch != self.epoch:
             return todo  # the parent's resource, seen in a forked child: not ours to touch
@@ -648,13 +746,19 @@ class FreeListCore(Generic[T]):
         if entry.generation != self.generation:
             self._retire(entry, todo, now, DRAIN)
             return todo
-        if self._over_size() or (not self.waiters and len(self.idle) >= self.max_idle):
+        waiters = self.waiters
+        idle = self.idle
+        full = len(idle) >= self.max_idle
+        if self._over_size() or (full and not waiters):
             self._retire(entry, todo, now, SURPLUS)
-            return todo
-        if self.waiters:
-            self._grant(self.waiters.popleft(), entry, todo, now)
-        else:
+        elif not waiters:
             self._idle(entry, todo, now)
+        elif full or now - waiters[0].since >= self.window:
+            self._hand_over(entry, todo, now)
+        else:  # nobody is due: idle, and a waiter roused to compete for it
+            entry.idle_since = now
+            idle.append(entry)
+            self._rouse(todo)
         return todo
 
     def discard(self, entry: Entry[T], now: float, reason: str = ABORT) -> Todo[T]:
@@ -718,7 +822,8 @@ class FreeListCore(Generic[T]):
         if self.closed:
             return todo
         rules = self.rules
-        if rules is not None and self.idle:
+        # (While anyone waits, what is idle is theirs to take: a caller checks it anyway.)
+        if rules is not None and self.idle and not self.waiters:
             keep: list[Entry[T]] = []
             while (entry := self._take_idle(coldest=True)) is not None:
                 reason = self.worn(entry, now)
@@ -763,7 +868,7 @@ class FreeListCore(Generic[T]):
         if self.closed:
             self._retire(entry, todo, now, CLOSE)
         elif self.waiters:
-            self._grant(self.waiters.popleft(), entry, todo, now)
+            self._hand_over(entry, todo, now)
         elif len(self.idle) >= self.max_idle or self._over_size():
             self._retire(entry, todo, now, SURPLUS)
         else:
@@ -864,6 +969,7 @@ class FreeListCore(Generic[T]):
             backoff=Backoff(base=self.backoff.base, cap=self.backoff.cap),
             rules=self.rules,
             leak_timeout=self.leak_timeout,
+            window=self.window,
         )
         # The parent's entries still lent here are the parent's: losing one is no leak here.
         for ref in self.live.values():
@@ -892,7 +998,9 @@ class FreeListCore(Generic[T]):
             self._waiters_changed()
             waiter.grant = CLOSED
             waiter.queued = False
-            todo.wake.append(waiter)
+            if not waiter.woken:
+                waiter.woken = True
+                todo.wake.append(waiter)
         self._destroy_idle(todo, CLOSE)
         return todo
 
@@ -932,6 +1040,8 @@ class FreeListCore(Generic[T]):
             wait_time_max=self.wait_time_max,
             retired=dict(self.retired),
             create_failures=self.backoff.failures,
+            overtakes=self.overtakes,
+            overtaken_wait_max=self.overtaken_wait_max,
         )
 
     def describe(self) -> str:
@@ -955,7 +1065,7 @@ class FreeListCore(Generic[T]):
         assert self.destroyed == sum(self.retired.values()), self.retired
         if self.max_size is not None and not self.shrinking:
             assert self.size + self.creating <= self.max_size
-        assert (self.take_nowait is _refuse) == bool(self.waiters)
+        assert (self.take_nowait is self.take_contended) == bool(self.waiters)
         if self.closed:
             assert not self.waiters
             assert self.owed == 0
@@ -966,11 +1076,15 @@ class FreeListCore(Generic[T]):
                 self.min_size,
             )
         assert self.max_idle == (0 if self.shrinking else self.idle_cap)
+        since = [waiter.since for waiter in self.waiters]
+        assert since == sorted(since), since
+        assert all(waiter.queued for waiter in self.waiters)
         if settled:
             assert len(self.idle) <= self.idle_cap
             if self.waiters:
-                assert not self.idle
                 assert not self._has_room()
+                roused = itertools.islice(self.waiters, len(self.idle))
+                assert all(waiter.woken for waiter in roused), "an idle entry nobody looks for"
             if self.closed:
                 assert not self.idle
 
@@ -1030,25 +1144,58 @@ class FreeListCore(Generic[T]):
     def _has_room(self) -> bool:
         return self.max_size is None or self.size + self.creating < self.max_size
 
-    def _enqueue(self, waiter: Waiter[T], todo: Todo[T], now: float, *, first: bool) -> None:
-        """Queue *waiter* (at the head: *first*), then serve: registered first, looked second,
-        so a lock-free put that missed it is served here. ``outcome``: its grant, or itself."""
+    def _enqueue(
+        self, waiter: Waiter[T], todo: Todo[T], now: float, *, first: bool = False
+    ) -> None:
+        """Queue *waiter* at the head (*first*) or at its place by ``since`` (usually the
+        tail), then look: registered first, looked second, so a lock-free put that missed it
+        is served here."""
+        waiters = self.waiters
         if first:
-            self.waiters.appendleft(waiter)
+            waiters.appendleft(waiter)
+        elif not waiters or waiters[-1].since <= waiter.since:
+            waiters.append(waiter)
         else:
-            self.waiters.append(waiter)
+            place = next(i for i, w in enumerate(waiters) if w.since > waiter.since)
+            waiters.insert(place, waiter)
         self._waiters_changed()
+        self._look(waiter, todo, now)
+
+    def _look(self, waiter: Waiter[T], todo: Todo[T], now: float) -> None:
+        """*waiter*, queued and awake in its own thread, takes what it can: ``outcome`` is its
+        grant, or itself to park on. A waiter that is awake needs no wake-up."""
         self._serve(todo, now)
-        if waiter.grant is not None:
+        if waiter.queued and waiter.woken:  # roused: it may take an idle entry itself
+            waiter.woken = False
             todo.wake.remove(waiter)
-            todo.outcome = waiter.grant
-        else:
-            todo.outcome = waiter
+            entry = self._take_idle()
+            if entry is not None:
+                self.waiters.remove(waiter)
+                self._waiters_changed()
+                self._served(waiter, entry, now)
+        elif waiter.grant is not None and waiter.woken:
+            todo.wake.remove(waiter)
+        todo.outcome = waiter.grant if waiter.grant is not None else waiter
+
+    def _due(self, now: float) -> bool:
+        """Has the oldest waiter waited the whole ``window``? (Call only while some wait.)"""
+        return now - self.waiters[0].since >= self.window
+
+    def _overtook(self, now: float) -> None:
+        """A newcomer took an idle entry while someone waited (within the window)."""
+        self.overtakes += 1
+        waited = now - self.waiters[0].since
+        if waited > self.overtaken_wait_max:
+            self.overtaken_wait_max = waited
 
     def _serve(self, todo: Todo[T], now: float) -> None:
-        """Hand idle entries, then free room, to waiters in arrival order."""
+        """Hand idle entries, then free room, to waiters in arrival order; while no waiter
+        is due (see *Fairness*), rouse as many as there are idle entries instead."""
         waiters = self.waiters
-        while waiters:
+        while waiters and self.idle:
+            if not self._due(now):
+                self._rouse(todo)
+                break
             entry = self._take_idle()
             if entry is None:
                 break
@@ -1057,16 +1204,38 @@ class FreeListCore(Generic[T]):
             self.creating += 1
             self._grant(waiters.popleft(), CREATE, todo, now)
 
+    def _hand_over(self, entry: Entry[T], todo: Todo[T], now: float) -> None:
+        """Grant *entry* to the first waiter (made for it, or it is due); if that waiter had
+        been roused, another must be roused in its stead for what is idle."""
+        self._grant(self.waiters.popleft(), entry, todo, now)
+        self._serve(todo, now)
+
+    def _rouse(self, todo: Todo[T]) -> None:
+        """Wake the first ``len(idle)`` waiters (those not woken yet) to compete for the idle
+        entries: each then looks (:meth:`look`), and parks again if newcomers were faster."""
+        for waiter in itertools.islice(self.waiters, len(self.idle)):
+            if not waiter.woken:
+                waiter.woken = True
+                todo.wake.append(waiter)
+
     def _waiters_changed(self) -> None:
         """The waiter queue was added to or taken from: the lock-free take refuses exactly
         while someone waits."""
-        self.take_nowait = _refuse if self.waiters else self.take
+        self.take_nowait = self.take_contended if self.waiters else self.take
 
     def _grant(
         self, waiter: Waiter[T], grant: Entry[T] | _Token, todo: Todo[T], now: float
     ) -> None:
-        """Serve *waiter*, just popped off the head of the queue."""
+        """Serve *waiter*, just popped off the head of the queue, and wake it (unless its
+        wake-up is signalled already: a roused waiter finds the grant when it looks)."""
         self._waiters_changed()
+        self._served(waiter, grant, now)
+        if not waiter.woken:
+            waiter.woken = True
+            todo.wake.append(waiter)
+
+    def _served(self, waiter: Waiter[T], grant: Entry[T] | _Token, now: float) -> None:
+        """*waiter* (out of the queue now) receives *grant*; count its wait."""
         waited = now - waiter.since
         self.waits += 1
         self.wait_time_total += waited
@@ -1074,7 +1243,6 @@ class FreeListCore(Generic[T]):
             self.wait_time_max = waited
         waiter.grant = grant
         waiter.queued = False
-        todo.wake.append(waiter)
 
     def _destroy(self, entry: Entry[T], todo: Todo[T], reason: str) -> None:
         entry.owner = None  # retired: its end is no loss

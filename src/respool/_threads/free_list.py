@@ -42,7 +42,7 @@ from respool.lease import DebugLease, Lease
 from respool.lifecycle import Lifecycle, coerce
 from respool.stats import PoolStats
 
-__all__ = ["DEFAULT_TIMEOUT", "FROM_POOL"]
+__all__ = ["DEFAULT_FAIRNESS_WINDOW", "DEFAULT_TIMEOUT", "FROM_POOL"]
 
 T = TypeVar("T")
 
@@ -53,6 +53,10 @@ log = logging.getLogger("respool")
 DEFAULT_TIMEOUT: Final = 30.0
 
 _ORDERS: Final = ("lifo", "fifo")
+_FAIRNESS: Final = ("bounded", "fifo")
+#: How long the oldest waiter may be overtaken by newcomers with ``fairness="bounded"``:
+#: Go's ``sync.Mutex`` uses the same 1 ms before it turns to strict hand-off.
+DEFAULT_FAIRNESS_WINDOW: Final = 0.001
 _names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
 
 
@@ -117,6 +121,20 @@ def _health_rules(
     )
 
 
+def _fairness_window(fairness: str, window: float | None) -> float:
+    """The core's window for the ``fairness`` options (0: strict FIFO)."""
+    fairness = _validate.choice("fairness", fairness, _FAIRNESS)
+    window = _validate.positive_seconds("fairness_window", window)
+    if fairness == "fifo":
+        if window is not None:
+            raise ValueError(
+                f"fairness_window={window!r} applies to fairness='bounded' only;"
+                " fairness='fifo' never lets a newcomer overtake a waiter"
+            )
+        return 0.0
+    return DEFAULT_FAIRNESS_WINDOW if window is None else window
+
+
 def _acquired_where(entry: Entry[Any]) -> str:
     """ " It was acquired at ..." and the stack, for a report, when one was recorded."""
     if entry.trace is None:
@@ -130,10 +148,26 @@ def _finisher(ref: weakref.ref[_FreeListPool[T]]) -> Callable[[Entry[T], int], N
 
     def finish_later(entry: Entry[T], answer: int) -> None:
         pool = ref()
-        if pool is not None:
-            pool._finish_put(entry, answer)
+        if pool is not None:  # pool._finish_put(), inlined: every contended release runs it
+            with pool._lock:
+                todo = pool._core.finish_put(entry, answer, pool._clock())
+            pool._perform(todo)
 
     return finish_later
+
+
+def _barger(ref: weakref.ref[_FreeListPool[T]]) -> Callable[[], Entry[T] | None]:
+    """The core's ``take_contended`` for the pool behind *ref*: while others wait, a
+    newcomer asks under the lock whether it may take an idle resource ahead of them."""
+
+    def take_contended() -> Entry[T] | None:
+        pool = ref()
+        if pool is None:
+            return None
+        with pool._lock:
+            return pool._core.barge(pool._clock())
+
+    return take_contended
 
 
 def _lease(pool: _FreeListPool[T], entry: Entry[T]) -> Lease[T]:
@@ -169,6 +203,8 @@ class _FreeListPool(Generic[T]):
         idle_timeout: float | None = None,
         keepalive: float | None = None,
         leak_timeout: float | None = None,
+        fairness: str = "bounded",
+        fairness_window: float | None = None,
     ) -> None:
         lifecycle = coerce(create, reset=reset, check=check, destroy=destroy)
         self.lifecycle: Lifecycle[T] = lifecycle
@@ -182,6 +218,7 @@ class _FreeListPool(Generic[T]):
             raise TypeError(f"discard_on_error must be a bool, got {discard_on_error!r}")
         self.discard_on_error = discard_on_error
         order = _validate.choice("order", order, _ORDERS)
+        window = _fairness_window(fairness, fairness_window)
         if name is None:
             name = f"{type(self).__name__}-{next(_names)}"
         self.name = _validate.text("name", name)
@@ -215,6 +252,7 @@ class _FreeListPool(Generic[T]):
             owner=weakref.ref(self),
             rules=rules,
             leak_timeout=self._leak_timeout,
+            window=window,
         )
         self._bind()
         _fork.register(self)
@@ -231,6 +269,9 @@ class _FreeListPool(Generic[T]):
         """
         core = self._core
         core.finish_later = _finisher(weakref.ref(self))
+        if core.window:
+            core.take_contended = _barger(weakref.ref(self))
+            core._waiters_changed()
         plain_put = self._reset is None and not self._health
         self._put: Callable[[Entry[T]], object] = core.put_nowait if plain_put else self._put_slow
 
@@ -356,7 +397,7 @@ class _FreeListPool(Generic[T]):
         now = started
         while True:
             if entry is None:
-                entry = self._obtain(timeout, deadline, trying, failed, why)
+                entry = self._obtain(timeout, deadline, trying, failed, why, started)
                 if entry is None:
                     return None
                 if self._health:
@@ -384,21 +425,25 @@ class _FreeListPool(Generic[T]):
         trying: bool,
         failed: Entry[T] | None,
         why: str = CHECK,
+        started: float | None = None,
     ) -> Entry[T] | None:
         """An idle entry, a waiter's grant, or a resource made for this caller; None when
-        *trying* found nothing. *failed*: an entry of this caller's that failed its check."""
-        handle: LockType | None = None
-        if not trying and (deadline is None or deadline > self._clock()):
-            handle = threading.Lock()
-            handle.acquire()
-        with self._lock:
-            core = self._core
-            if failed is None:
-                todo = core.request(self._clock(), handle)
-            else:
-                todo = core.check_failed(failed, self._clock(), handle, why)
+        *trying* found nothing. *failed*: an entry of this caller's that failed its check
+        (*started*: when this caller began acquiring, its place in the line)."""
+        core = self._core
+        if failed is None:
+            # First without a wake-up lock: under contention most requests are served at once
+            # (see *Fairness* in the core), and only the ones that must wait pay for a lock.
+            with self._lock:
+                todo = core.request(self._clock(), None)
             if todo.outcome is None and not trying:
-                core.note_timeout()
+                todo = self._request_waiting(deadline)
+        else:
+            handle = None if trying else self._wake_up_lock(deadline)
+            with self._lock:
+                todo = core.check_failed(failed, self._clock(), handle, why, since=started)
+                if todo.outcome is None and not trying:
+                    core.note_timeout()
         try:
             self._perform(todo)
         except BaseException:
@@ -418,20 +463,60 @@ class _FreeListPool(Generic[T]):
         assert isinstance(outcome, Entry)
         return outcome
 
+    def _wake_up_lock(self, deadline: float | None) -> LockType | None:
+        """A locked lock for this caller to sleep on until served, or None when its
+        deadline has passed (it will not wait)."""
+        if deadline is not None and deadline <= self._clock():
+            return None
+        handle = threading.Lock()
+        handle.acquire()
+        return handle
+
+    def _request_waiting(self, deadline: float | None) -> Todo[T]:
+        """Request again, ready to wait this time (the first try found nothing)."""
+        handle = self._wake_up_lock(deadline)
+        with self._lock:
+            core = self._core
+            todo = core.request(self._clock(), handle)
+            if todo.outcome is None:
+                core.note_timeout()
+        return todo
+
     def _park(
         self, waiter: Waiter[T], timeout: float | None, deadline: float | None
     ) -> Entry[T] | _Token:
-        """Sleep until *waiter* is served or *deadline* passes; return its grant."""
+        """Sleep until *waiter* is served or *deadline* passes; return its grant.
+
+        Woken without a grant, the waiter was roused to compete for an idle resource (see
+        *Fairness* in the core): it looks, and sleeps again if a newcomer was faster, until
+        the next signal or, dozing, until ``recheck_at``.
+        """
         handle = waiter.handle
         assert isinstance(handle, LockType)
+        core = self._core
         try:
-            if deadline is None:
-                handle.acquire()
-            else:
-                remaining = min(deadline - self._clock(), threading.TIMEOUT_MAX)
-                if not (remaining > 0 and handle.acquire(timeout=remaining)):
-                    with self._lock:
-                        self._core.cancel(waiter, timed_out=True)
+            while True:
+                until = waiter.recheck_at  # set by look() in this thread
+                if until is None or (deadline is not None and deadline < until):
+                    until = deadline
+                if until is None:
+                    handle.acquire()
+                else:
+                    remaining = min(until - self._clock(), threading.TIMEOUT_MAX)
+                    if not (remaining > 0 and handle.acquire(timeout=remaining)) and (
+                        deadline is not None and self._clock() >= deadline
+                    ):
+                        with self._lock:
+                            todo = core.cancel(waiter, self._clock(), timed_out=True)
+                        self._perform(todo)
+                        break
+                if waiter.grant is not None:
+                    break
+                with self._lock:
+                    todo = core.look(waiter, self._clock())
+                self._perform(todo)
+                if todo.outcome is not waiter:
+                    break
         except BaseException:
             # Interrupted (KeyboardInterrupt in the main thread): leave the queue, and pass on
             # anything granted meanwhile so it is not stranded.
@@ -448,13 +533,18 @@ class _FreeListPool(Generic[T]):
     def _forgo(self, outcome: Entry[T] | Waiter[T] | _Token | None) -> None:
         """This caller will not use *outcome* after all: cancel its wait, or hand its grant
         (an entry, a reserved slot) to the next in line."""
+        todos: list[Todo[T]] = []
         with self._lock:
             core = self._core
-            grant = (
-                core.cancel(outcome, timed_out=False) if isinstance(outcome, Waiter) else outcome
-            )
-            todo = core.give_back(grant, self._clock()) if grant is not None else Todo()
-        self._perform(todo, in_caller=False)
+            now = self._clock()
+            if isinstance(outcome, Waiter):
+                todos.append(core.cancel(outcome, now, timed_out=False))
+                outcome = todos[0].outcome
+            if outcome is not None:
+                assert not isinstance(outcome, Waiter)
+                todos.append(core.give_back(outcome, now))
+        for todo in todos:
+            self._perform(todo, in_caller=False)
 
     def _timed_out(self, timeout: float | None) -> PoolTimeout:
         """The error for a caller whose deadline passed: what it waited, what the pool had,
