@@ -437,6 +437,7 @@ class _FreeListPool(Generic[T]):
             with self._lock:
                 todo = core.request(self._clock(), None)
             if todo.outcome is None and not trying:
+                self._perform(todo)  # (at most a call to the filler)
                 todo = self._request_waiting(deadline)
         else:
             handle = None if trying else self._wake_up_lock(deadline)
