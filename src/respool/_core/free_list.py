@@ -258,7 +258,11 @@ class FreeListCore(Generic[T]):
     the head is *roused* to compete for it with newcomers, which may take it first (neither
     the releasing thread nor a newcomer parks behind a sleeping thread: no lock convoy).
     Once the oldest waiter is due, entries are handed to waiters in arrival order and
-    newcomers queue behind them, until no waiter is due. ``overtakes`` counts the entries
+    newcomers queue behind them, until no waiter is due. A roused waiter that finds nothing
+    left *dozes* until it is due (:meth:`look`) instead of being roused by every return: the
+    thread that returned an entry and asks again at once nearly always wins the race, and a
+    futile wake-up costs a thread switch. (An entry may then lie idle while its waiter
+    dozes, for the rest of that waiter's window at most.) ``overtakes`` counts the entries
     newcomers took while someone waited, ``overtaken_wait_max`` the longest the oldest
     waiter had waited at such a moment (at most ``window``, by construction).
 
