@@ -20,6 +20,7 @@ import random
 import sys
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -358,14 +359,14 @@ def test_victim_taken_by_a_get_racing_a_collection_is_counted_once() -> None:
 
 def test_drain_and_move_take_everything_in_one_go() -> None:
     """_drain and _move move every entry in one go: none is lost or left behind."""
-    source, into = [1, 2, 3], [0]
+    source, into = deque([1, 2, 3]), [0]
     transient._drain(source, into)
-    assert (source, sorted(into)) == ([], [0, 1, 2, 3])
+    assert (list(source), sorted(into)) == ([], [0, 1, 2, 3])
     shared = transient._Cache(None)
     shared.victim.append(0)
-    transient._move([4, 5], shared, victim=True)
-    transient._move([6], shared, victim=False)
-    assert (sorted(shared.victim), shared.primary) == ([0, 4, 5], [6])
+    transient._move(deque([4, 5]), shared, victim=True)
+    transient._move(deque([6]), shared, victim=False)
+    assert (sorted(shared.victim), list(shared.primary)) == ([0, 4, 5], [6])
 
 
 # -- threads -----------------------------------------------------------------------------------
@@ -1408,6 +1409,44 @@ def test_debug_mode_refuses_before_reset_runs(debug_mode: None) -> None:
     assert len(resets) == 1
 
 
+@pytest.mark.parametrize("aged", [False, True], ids=["plain", "aged"])
+@pytest.mark.parametrize("meanwhile", ["get", "collection"])
+def test_debug_mode_search_survives_lists_changing_as_it_reads_them(
+    debug_mode: None, aged: bool, meanwhile: str
+) -> None:
+    """The debug search meets another thread's get or a rotation as it reads each list."""
+    pool = TransientPool(Obj, max_idle_time=3600 if aged else None)
+    objs = [Obj(n) for n in range(41)]
+    reads = 0
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        # Right as the search reads a list (its set.update): what another thread may run there.
+        nonlocal reads
+        if (
+            event == "c_call"
+            and frame.f_code.co_name == "_refuse_second_put"
+            and getattr(arg, "__name__", None) == "update"
+        ):
+            reads += 1
+            if meanwhile == "get":
+                run_in_thread(pool.get)  # takes from this thread's victims, then its primary
+            else:
+                transient._on_gc("start", {"generation": 2})
+
+    with no_automatic_gc():
+        for obj in objs[:20]:
+            pool.put(obj)
+        gc.collect()  # victims now
+        for obj in objs[20:40]:
+            pool.put(obj)
+        with profiled(hook):
+            pool.put(objs[40])
+        assert reads >= 4  # the shared store's lists and this thread's
+        with pytest.raises(respool.LeaseError):
+            pool.put(objs[40])
+        assert pool.stats().puts == 41
+
+
 def test_debug_mode_accepts_an_object_again_once_it_left_the_pool(debug_mode: None) -> None:
     """An object taken back by get, or dropped by clear(), may be put again."""
     pool = TransientPool(Obj)
@@ -1577,6 +1616,179 @@ def test_borrow_lets_an_interrupt_from_reset_reach_the_caller(
     with pytest.raises(Abort), pool.borrow() as res:
         pass
     assert tracker.destroyed == [res]
+
+
+def test_borrow_takes_nothing_until_entered_and_can_be_entered_again() -> None:
+    """A borrow() takes its object on entry, and each entry of the same borrow takes anew."""
+    pool = TransientPool(Obj)
+    borrow = pool.borrow()
+    assert pool.stats().gets == 0
+    with borrow as first:
+        pass
+    with borrow as second:
+        assert pool.get() is not second  # out once: the pool does not hold it meanwhile
+    assert second is first
+    stats = pool.stats()
+    assert (stats.gets, stats.hits, stats.misses, stats.puts, stats.idle) == (3, 1, 2, 2, 1)
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["lean", "hooked"])
+def test_borrow_keeps_exact_counts_in_several_threads(hooked: bool) -> None:
+    """8 threads borrowing 1000 times each: each its own cache, exact hits, misses and puts."""
+    pool = TransientPool(Obj, reset=_clean) if hooked else TransientPool(Obj)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with pool.borrow() as mine:
+                barrier.wait(timeout=10)  # all hold one at once: 8 distinct objects
+            for _ in range(1000):
+                with pool.borrow() as obj:
+                    assert obj is mine
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    with no_automatic_gc():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert errors == []
+    stats = pool.stats()
+    assert (stats.misses, stats.hits, stats.puts, stats.idle) == (8, 8000, 8008, 8)
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["lean", "hooked"])
+def test_borrow_through_a_retired_threads_context_is_counted_and_reused(hooked: bool) -> None:
+    """borrow() run in the context of an exited, retired thread's cache loses no object or count."""
+    pool = TransientPool(Obj, reset=_clean) if hooked else TransientPool(Obj)
+    left = Obj(1)
+    with no_automatic_gc():
+        ctx = exited_thread_context(pool, left)
+        pool.stats()  # retires the exited thread's cache: left moves to the shared store
+
+        def borrow_twice() -> list[Obj]:
+            with pool.borrow() as a, pool.borrow() as b:
+                return [a, b]
+
+        got = ctx.run(borrow_twice)
+        assert got[0] is left or got[1] is left
+        again = [pool.get(), pool.get()]  # both came back to a live cache
+        stats = pool.stats()
+    assert same(again, got)
+    assert (stats.puts, stats.gets, stats.hits, stats.misses, stats.idle) == (3, 4, 3, 1, 0)
+
+
+@POOL_KINDS
+def test_borrow_with_collections_at_random_call_boundaries_never_duplicates_or_miscounts(
+    make: Callable[[], TransientPool[Obj]],
+) -> None:
+    """Rotations at random calls in transient.py around nested borrows: exact counts, no twin."""
+    rnd = random.Random(4321)
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
+        if frame.f_code.co_filename == TRANSIENT_FILE and rnd.random() < 0.3:
+            transient._on_gc("start", {"generation": 2})
+
+    pool = make()
+    held: list[Obj] = []
+    entries = 0
+
+    def nest(depth: int) -> None:
+        nonlocal entries
+        with pool.borrow() as obj:
+            entries += 1
+            assert all(obj is not h for h in held)
+            held.append(obj)
+            if depth and rnd.random() < 0.7:
+                nest(depth - 1)
+            held.remove(obj)
+
+    with no_automatic_gc(), profiled(hook):
+        for _ in range(150):
+            nest(3)
+            if rnd.random() < 0.1:
+                pool.clear()
+    pool.clear()
+    stats = pool.stats()
+    assert (stats.gets, stats.puts, stats.idle) == (entries, entries, 0)
+
+
+@HOSTILE
+@pytest.mark.parametrize("hooked", [False, True], ids=["lean", "hooked"])
+def test_borrow_never_compares_objects(new: Callable[[], Any], hooked: bool) -> None:
+    """borrow() of numpy arrays and objects with hostile __eq__/__hash__ works by identity."""
+    pool = TransientPool(new, reset=lambda o: None) if hooked else TransientPool(new)
+    with pool.borrow() as first:
+        pass
+    with pool.borrow() as again, pool.borrow() as other:
+        assert again is first
+        assert other is not first
+    assert pool.stats().idle == 2
+
+
+def test_borrow_calls_a_subclass_get_and_put() -> None:
+    """A subclass replacing get or put has them called by borrow(), with or without hooks."""
+
+    class PutOnly(TransientPool[Obj]):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.calls: list[str] = []
+
+        def put(self, obj: Obj) -> None:
+            self.calls.append("put")
+            super().put(obj)
+
+    class Plain(TransientPool[Obj]):
+        pass
+
+    for pool, expected in [
+        (Subclassed(Obj), ["get", "put"] * 2),
+        (Subclassed(Obj, reset=_clean), ["get", "put"] * 2),
+        (PutOnly(Obj), ["put"] * 2),
+        (Plain(Obj, reset=_clean), []),  # no overrides: the hooked borrow runs reset
+    ]:
+        with pool.borrow() as obj:
+            _dirty(obj)
+        with pool.borrow() as again:
+            assert again is obj
+            assert again.dirty is (pool._reset is None)  # reset ran only where given
+        assert getattr(pool, "calls", []) == expected
+
+
+def test_borrow_in_debug_mode_refuses_a_second_put(debug_mode: None) -> None:
+    """In debug mode the put at the end of borrow() is checked: a put inside the block shows."""
+    for pool in (TransientPool(Obj), TransientPool(Obj, reset=_clean)):
+        with pytest.raises(respool.LeaseError), pool.borrow() as obj:
+            pool.put(obj)  # the bug: the block gives back what borrow() gives back too
+        assert pool.get() is obj
+        assert pool.get() is not obj
+
+
+def test_borrow_searches_the_pool_only_in_debug_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """borrow() checks for a second put while debug mode is on, and is lean again after."""
+    searched: list[object] = []
+
+    def search(self: TransientPool[Any], obj: Any) -> None:
+        searched.append(obj)
+
+    monkeypatch.setattr(TransientPool, "_refuse_second_put", search)
+    was = _debug.enabled
+    pool = TransientPool(Obj)
+    try:
+        _debug.set_enabled(True)
+        with pool.borrow() as obj:
+            pass
+        assert searched == [obj]
+        _debug.set_enabled(False)
+        with pool.borrow():
+            pass
+        assert searched == [obj]
+    finally:
+        _debug.set_enabled(was)
+    assert pool.stats().puts == 2
 
 
 # -- fork --------------------------------------------------------------------------------------

@@ -19,13 +19,29 @@ dropped when a ``get`` comes across it. There is no count limit.
 
 Finding the calling thread's cache
 ----------------------------------
-The hot path reads a :class:`contextvars.ContextVar` (cached per thread by the interpreter,
-measured about 30 ns per get+put cheaper than a ``threading.local`` attribute, which brings
-get+put to about 3x a bare ``deque`` pop+append; ``respool bench transient`` prints it).
-The ContextVar is only a shortcut: the slow path resolves the thread's cache through a
+The hot path reads a :class:`contextvars.ContextVar` (cached per thread by the interpreter;
+on CPython 3.11 a read costs about a third of a ``threading.local`` attribute, subclass or
+not). The ContextVar is only a shortcut: the slow path resolves the thread's cache through a
 ``threading.local`` and stores it in the current context. A context carried to another thread
 (``asyncio.to_thread``, ``Context.run``) thus brings its cache along until that thread's next
 miss re-resolves its own. That costs locality, never correctness, because of the rules below.
+
+What the hot path costs
+-----------------------
+Without hooks, ``get`` is one Python call around a ContextVar read, a slot read and a ``pop``;
+``put`` is one Python call around a ContextVar read, a slot read, its count (``+=`` on a slot,
+which makes a new int) and an ``append``. The lists are deques (see :class:`_Cache`): a
+``list`` that empties frees its storage, so a thread taking and returning one object paid a
+free and a malloc on every get+put, about a tenth of its cost. That is the floor of a
+per-thread cache written in Python: on CPython 3.11, timed with ``timeit`` with the statements
+inlined, the two Python calls alone cost about 2x a bare ``deque`` pop+append and get+put
+about 5.5x (about 3.4x when each side is wrapped in a function call, as a benchmark
+harness does). Going lower needs dispatch in C. A ``put`` found as a property whose getter is a
+ContextVar's ``get``, returning the thread's bound ``append``, would need a class per pool,
+lists that never change role, and the count moved to ``get``, for about a tenth; ``get``
+cannot leave Python, since a miss must call ``new()``. The ``with`` statement of
+``borrow()`` costs about as much as get+put by itself; ``borrow()`` adds three Python calls
+(``borrow``, ``__enter__``, ``__exit__``), with ``get`` and ``put`` inlined in them.
 
 Why the garbage collector's callback is safe
 --------------------------------------------
@@ -35,9 +51,9 @@ the collector, can only cut in at the interpreter's eval breaker (function entry
 the return of a call) or, on 3.11, where a tracked object (a list, a tuple, a bound method) is
 allocated. The design rests on three rules:
 
-1. **A cached object leaves a list only by an atomic ``list.pop()``**, into the single frame that
+1. **A cached object leaves a list only by an atomic ``pop()``**, into the single frame that
    then hands it out, drops it, or appends it elsewhere (``_drain`` and ``_move`` pop a whole
-   list into another in one C call, ``extend`` fed by ``map(list.pop, repeat(-1))``). ``pop``
+   list into another in one C call, ``extend`` fed by ``starmap(lst.pop, repeat(()))``). ``pop``
    and ``append`` are single C calls that the GIL does not split, so at any instant a cached
    object sits in at most one list slot, and it can leave that slot only once. Hence it is
    never handed out twice. (A caller that ``put``\\ s the same object twice breaks this; that
@@ -55,8 +71,8 @@ allocated. The design rests on three rules:
 The callback also takes no lock (a get or put interrupted on the same thread might hold it:
 deadlock), calls no user code (a ``destroy`` it would run is deferred to the pool's next miss or
 ``clear()``; only the finalizers of the objects it drops run, as when any reference goes),
-never mutates a dict another frame could be iterating, and allocates only empty lists. It is
-installed once, when this module is imported.
+never mutates a dict another frame could be iterating, and allocates only empty lists and
+deques. It is installed once, when this module is imported.
 
 It never compares objects
 -------------------------
@@ -119,9 +135,10 @@ import math
 import reprlib
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 from functools import partial, wraps
-from itertools import repeat
+from itertools import repeat, starmap
 from operator import itemgetter
 from time import monotonic
 from traceback import StackSummary
@@ -142,8 +159,9 @@ log = logging.getLogger("respool")
 
 _names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
 _MISSING: Final[Any] = object()  # "nothing usable here", distinct from any cached object
-#: ``map(lst.pop, _LAST)`` pops *lst* until it is empty (then IndexError), with no comparison.
-_LAST: Final = repeat(-1)
+#: ``starmap(lst.pop, _NO_ARGS)`` pops *lst* until it is empty (then IndexError), with no
+#: comparison.
+_NO_ARGS: Final = repeat(())
 
 
 class _Mark:
@@ -160,6 +178,12 @@ class _Cache:
     ``AttributeError`` of reading it (free to check for, inside a ``try``) sends callers to the
     slow path, which finds their live cache. Counters are written by the threads using the
     cache and summed by ``stats()``.
+
+    The two lists are deques: a ``list`` that empties frees its storage, and the next
+    ``append`` allocates it again, so a thread taking and returning one object paid a free and
+    a malloc on every get+put (see "What the hot path costs"). Like a list's, a deque's
+    ``pop`` and ``append`` are single C calls that never compare objects. The price is memory:
+    an empty deque takes about 760 bytes (a list 56), so a cache about 1.5 KiB.
     """
 
     __slots__ = (
@@ -177,8 +201,8 @@ class _Cache:
     )
 
     def __init__(self, mark: weakref.ref[_Mark] | None) -> None:
-        self.primary: list[Any] = []  # deleted when the cache is retired
-        self.victim: list[Any] = []
+        self.primary: deque[Any] = deque()  # deleted when the cache is retired
+        self.victim: deque[Any] = deque()
         #: The owning thread's marker; None for the shared store (which never dies).
         self.mark = mark
         self.puts = 0
@@ -206,15 +230,15 @@ class _Cache:
         for field in _COUNTERS:
             setattr(self, field, 0)
 
-    def retire(self) -> tuple[list[Any], list[Any]]:
+    def retire(self) -> tuple[deque[Any], deque[Any]]:
         """Detach and return (primary, victim); later users are sent to the slow path.
 
         No call and no allocation from the reads to the writes: no rotation in between."""
-        empty: list[Any] = []
+        empty: deque[Any] = deque()
         try:
             primary = self.primary
         except AttributeError:  # retired already
-            return empty, []
+            return empty, deque()
         victim = self.victim
         del self.primary
         self.victim = empty
@@ -233,30 +257,31 @@ _COUNTERS: Final = (
 )
 
 
-def _drain(source: list[Any], into: list[Any]) -> None:
+def _drain(source: deque[Any], into: list[Any]) -> None:
     """Move every entry of *source* to the end of *into*: atomic pops, all in one C call.
 
     The pops stop at the IndexError of an empty list, not at a sentinel: a sentinel would be
     compared with every object (see "It never compares objects")."""
     if not source:
         return
-    items = map(source.pop, _LAST)
+    items = starmap(source.pop, _NO_ARGS)
     try:
         into.extend(items)  # extend keeps what it appended when pop raises at the end
     except IndexError:
         pass
 
 
-def _move(source: list[Any], target: _Cache, victim: bool) -> None:
+def _move(source: deque[Any], target: _Cache, victim: bool) -> None:
     """Move every entry of *source* to *target*'s victim (or primary) list.
 
     The iterator is made first; from reading the target list to the end of the move there is
-    no call and no allocation (``extend`` is one C call), so no rotation can drop the target
+    no call and no allocation of a tracked object (``extend`` is one C call; a deque's new
+    blocks are plain memory, which starts no collection), so no rotation can drop the target
     list in between: the moved objects land in a live list (rule 3 of the module docstring).
     """
     if not source:
         return
-    items = map(source.pop, _LAST)
+    items = starmap(source.pop, _NO_ARGS)
     try:
         if victim:
             target.victim.extend(items)
@@ -300,8 +325,8 @@ def _forget(key: int, caches: dict[int, _Cache], shared: _Cache, _ref: object) -
     _pools.pop(key, None)
     for cache in list(caches.values()):
         cache.retire()
-    shared.primary = []
-    shared.victim = []
+    shared.primary = deque()
+    shared.victim = deque()
 
 
 # -- the pool ------------------------------------------------------------------------------------
@@ -430,6 +455,13 @@ class TransientPool(Generic[T]):
         _pools[key] = weakref.ref(self, partial(_forget, key, self._caches, self._shared))
         _fork.register(self)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that replaces ``get`` or ``put`` gets the ``borrow()`` that calls them:
+        the lean one inlines this class's own."""
+        super().__init_subclass__(**kwargs)
+        if ("get" in cls.__dict__ or "put" in cls.__dict__) and "borrow" not in cls.__dict__:
+            type.__setattr__(cls, "borrow", _calling_borrow)
+
     # -- hot path (no hooks) ------------------------------------------------------------
 
     def get(self) -> T:
@@ -461,7 +493,11 @@ class TransientPool(Generic[T]):
         ``KeyboardInterrupt`` or ``SystemExit`` the object is dropped (destroyed if the
         lifecycle says how): the work on it was interrupted, so it may be in any state.
         """
-        return _Borrow(self)
+        # No __init__ (a Python call): the slot is set here. The object is taken by __enter__,
+        # where the lean get is inlined (:class:`_LeanBorrow`).
+        borrow: _Borrow[T] = _LeanBorrow()
+        borrow._pool = self
+        return borrow
 
     def clear(self) -> None:
         """Drop every cached object now (``destroy`` runs on each, when set)."""
@@ -549,13 +585,17 @@ class TransientPool(Generic[T]):
         Every list is searched by identity (``id()`` of what it holds, never ``==``). Each
         cache's primary list is read before its victim list: a rotation in between turns the
         primary into the victim, read twice, where the other order could miss a whole list.
-        The search takes no lock, so puts and gets of other threads may run meanwhile.
+        The search takes no lock, so puts and gets of other threads may run meanwhile. So each
+        deque is first copied by ``list()``, one C call that allocates nothing the collector
+        tracks once it iterates: an iterator kept across calls could meet a deque changed by
+        another thread or a rotation, and raise "deque mutated during iteration".
         """
         aged = self._max_idle_time is not None
         present: set[int] = set()
         for cache in (self._shared, *self._caches.values()):  # one atomic snapshot
             for lst in (getattr(cache, "primary", ()), cache.victim):
-                present.update(map(id, map(itemgetter(1), lst) if aged else lst))
+                held = list(lst)
+                present.update(map(id, map(itemgetter(1), held) if aged else held))
         key = id(obj)
         if key in present:
             raise LeaseError(_second_put_message(self, obj, self._put_at.get(key)))
@@ -595,7 +635,7 @@ class TransientPool(Generic[T]):
         cache.misses += 1
         return self._new()
 
-    def _pop_usable(self, lst: list[Any] | None) -> Any:
+    def _pop_usable(self, lst: deque[Any] | None) -> Any:
         """Pop entries from *lst* until one is usable; ``_MISSING`` when it runs out."""
         if lst is None:
             return _MISSING
@@ -736,7 +776,7 @@ class TransientPool(Generic[T]):
             except AttributeError:  # retired
                 continue
             old = cache.victim
-            cache.primary = []
+            cache.primary = deque()
             cache.victim = primary
             if old:
                 dropped: list[Any] = []
@@ -752,8 +792,8 @@ class TransientPool(Generic[T]):
         for cache in list(self._caches.values()):
             cache.retire()
         self._caches.clear()
-        self._shared.primary = []
-        self._shared.victim = []
+        self._shared.primary = deque()
+        self._shared.victim = deque()
         self._doomed.clear()
         self._shared.zero_counts()
         self._retired.zero_counts()
@@ -796,6 +836,17 @@ def _idle_time(value: object) -> float | None:
     if math.isnan(value) or value <= 0:
         raise ValueError(f"max_idle_time must be a number of seconds > 0 or None, got {value!r}")
     return float(value)
+
+
+def _calling_borrow(self: TransientPool[T]) -> _Borrow[T]:
+    """``borrow()`` through the pool's own ``get`` and ``put`` (see :class:`_Borrow`)."""
+    borrow: _Borrow[T] = _Borrow()
+    borrow._pool = self
+    return borrow
+
+
+#: ``TransientPool.borrow`` as defined, put back when debug mode is switched off.
+_lean_borrow: Final = TransientPool.borrow
 
 
 class _HookedTransientPool(TransientPool[T]):
@@ -889,12 +940,18 @@ def _hooked_variant(cls: type[TransientPool[Any]]) -> type[TransientPool[Any]]:
 
 
 class _Borrow(Generic[T]):
-    """The context manager ``borrow()`` returns: get on entry, put (or drop) on exit."""
+    """The context manager ``borrow()`` returns: get on entry, put (or drop) on exit.
+
+    This form calls the pool's own ``get`` and ``put``. It serves pools with hooks, subclasses
+    that override ``get`` or ``put``, and every pool while debug mode is on (whose ``put`` is
+    the checked one); :class:`_LeanBorrow` serves the rest.
+    """
 
     __slots__ = ("_obj", "_pool")
 
-    def __init__(self, pool: TransientPool[T]) -> None:
-        self._pool = pool
+    _pool: TransientPool[T]
+    #: The object while the block runs; None after (``del`` would cost a slow DELETE_ATTR).
+    _obj: Any
 
     def __enter__(self) -> T:
         obj = self._obj = self._pool.get()
@@ -906,22 +963,73 @@ class _Borrow(Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        pool, obj = self._pool, self._obj
-        del self._obj
+        obj = self._obj
+        self._obj = None  # the borrow must not keep the object alive once it is back
         if exc_type is None:  # tested first: the common case pays for no policy call
-            pool.put(obj)  # StillInUse from reset is the caller's bug: let it out
-        elif policy.discards(exc_type):  # cancellation, KeyboardInterrupt, SystemExit
-            pool._abort(obj)
+            self._pool.put(obj)  # StillInUse from reset is the caller's bug: let it out
         else:
+            _put_back_after(self._pool, obj, exc_type)
+
+
+class _LeanBorrow(_Borrow[T]):
+    """``borrow()`` of a pool on the lean path: its ``get`` and ``put`` inlined.
+
+    A ``with`` block is then three Python calls (``borrow``, ``__enter__``, ``__exit__``)
+    instead of six; the ``with`` statement itself costs about as much as all of them. The code
+    is that of ``TransientPool.get`` and ``TransientPool.put``, so the rules of the module
+    docstring hold as they do there (the count comes after the read of ``primary`` and right
+    before the append, with no call in between).
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> T:
+        pool = self._pool
+        try:
+            obj: T = pool._var.get().primary.pop()
+        except (LookupError, IndexError, AttributeError):
+            obj = pool._get_slow()
+        self._obj = obj
+        return obj
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        obj = self._obj
+        self._obj = None
+        if exc_type is None:
+            pool = self._pool
             try:
-                pool.put(obj)
-            except Exception:  # never replace the exception that is propagating
-                log.warning(
-                    "pool %r: could not put back after %s",
-                    pool.name,
-                    exc_type.__name__,
-                    exc_info=True,
-                )
+                cache = pool._var.get()
+                primary = cache.primary  # AttributeError: retired
+            except (LookupError, AttributeError):
+                cache = pool._own_cache()
+                primary = cache.primary
+            # No call from reading primary to the append (see "Counters" and rule 3).
+            cache.puts += 1
+            primary.append(obj)
+        else:
+            _put_back_after(self._pool, obj, exc_type)
+
+
+def _put_back_after(pool: TransientPool[T], obj: T, exc_type: type[BaseException]) -> None:
+    """A ``borrow()`` block raised *exc_type*: drop *obj* if the policy says the work on it
+    was interrupted, else put it back, never letting an error replace the one propagating."""
+    if policy.discards(exc_type):  # cancellation, KeyboardInterrupt, SystemExit
+        pool._abort(obj)
+        return
+    try:
+        pool.put(obj)
+    except Exception:
+        log.warning(
+            "pool %r: could not put back after %s",
+            pool.name,
+            exc_type.__name__,
+            exc_info=True,
+        )
 
 
 # -- debug mode ----------------------------------------------------------------------------------
@@ -962,6 +1070,9 @@ def _on_debug(on: bool) -> None:
     _checks_on = on
     for cls, (plain, checked) in _PUTS.items():
         type.__setattr__(cls, "put", checked if on else plain)
+    # The lean borrow() inlines the plain put: in debug mode, borrow() must call the checked
+    # one. (Hooked pools and subclasses replacing put already use _calling_borrow.)
+    type.__setattr__(TransientPool, "borrow", _calling_borrow if on else _lean_borrow)
     for ref in list(_pools.values()):
         pool = ref()
         if pool is not None:
