@@ -1,17 +1,14 @@
-"""What the health options cost per acquire, and a fault drill.
+"""Scenario ``health``: What the health options cost per acquire, and a fault drill.
 
-Run: ``python benchmarks/health.py`` (or ``respool bench health``; ``--quick`` for a fast,
-less precise run). Prints the uncontended acquire of a ``FixedPool`` with no option, with
-``check_after`` and with ``max_lifetime`` next to the two-lock floor; then drops every idle
-connection of a pool on a fake server and serves 100 acquires (goal: no failure, the pool
-full again within 0.1 s), and lets housekeeping alone heal another pool (``keepalive``).
+Run: ``python benchmarks/health.py [--quick] [--json FILE] [--plot FILE.png]``, the same as
+``respool bench health``; see README.md here for what it measures and the goals.
 """
 
 from __future__ import annotations
 
 import sys
 
-from respool import bench
+from respool import cli
 
 if __name__ == "__main__":
-    sys.exit(bench.main(quick="--quick" in sys.argv[1:], only=["health"]))
+    sys.exit(cli.main(["bench", *sys.argv[1:], "health"]))

@@ -1,16 +1,15 @@
-"""TransientPool and BufferPool against a bare deque and against plain allocation.
+"""Scenario ``transient``: ``TransientPool`` get+put against ``deque`` pop+append, and pooled
+buffers of 4 KiB, 256 KiB and 8 MiB against ``bytearray(n)``.
 
-Run: ``python benchmarks/transient.py`` (or ``respool bench transient``; ``--quick`` for a
-fast, less precise run). Prints ns/op for get+put on the calling thread's cache as a ratio to
-a bare ``deque.pop()+append()``, then 4 KiB, 256 KiB and 8 MiB buffers against
-``bytearray(n)``, each with the verdict against the goal.
+Run: ``python benchmarks/transient.py [--quick] [--json FILE] [--plot FILE.png]``, the same as
+``respool bench transient``; see README.md here for what it measures and the goals.
 """
 
 from __future__ import annotations
 
 import sys
 
-from respool import bench
+from respool import cli
 
 if __name__ == "__main__":
-    sys.exit(bench.main(quick="--quick" in sys.argv[1:], only=["transient"]))
+    sys.exit(cli.main(["bench", *sys.argv[1:], "transient"]))

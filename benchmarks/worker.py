@@ -1,16 +1,15 @@
-"""WorkerPool against ThreadPoolExecutor and a bare queue hand-off.
+"""Scenario ``worker``: ``WorkerPool`` round trip and ``map`` against a bare ``SimpleQueue`` relay
+and ``ThreadPoolExecutor``, and the memory of a long ``map``.
 
-Run: ``python benchmarks/worker.py`` (or ``respool bench worker``; ``--quick`` for a fast,
-less precise run). Prints the ``submit(noop).result()`` round trip of ``WorkerPool`` next to
-``ThreadPoolExecutor(1)`` and a bare ``SimpleQueue`` relay thread, then how much memory a long
-``WorkerPool.map`` takes next to ``Executor.map``, each as ratios measured in the same run.
+Run: ``python benchmarks/worker.py [--quick] [--json FILE] [--plot FILE.png]``, the same as
+``respool bench worker``; see README.md here for what it measures and the goals.
 """
 
 from __future__ import annotations
 
 import sys
 
-from respool import bench
+from respool import cli
 
 if __name__ == "__main__":
-    sys.exit(bench.main(quick="--quick" in sys.argv[1:], only=["worker"]))
+    sys.exit(cli.main(["bench", *sys.argv[1:], "worker"]))

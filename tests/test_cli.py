@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import runpy
 import subprocess
@@ -14,6 +15,8 @@ import pytest
 import respool
 from respool import bench, cli
 from respool._verdict import DEFAULT_RULES, Verdict
+from respool.bench._report import Table
+from respool.bench._run import Context, Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,52 +93,120 @@ def test_tour_transient_verdicts_follow_the_printed_speedups(tour_output: str) -
         assert DEFAULT_RULES.classify(max(float(transient), float(buffers))) == verdict
 
 
-def test_bench_quick_prints_ratios(capsys: pytest.CaptureFixture[str]) -> None:
-    """`respool bench --quick acquire_release` prints each case with its ratio to the floor."""
-    assert cli.main(["bench", "--quick", "acquire_release"]) == 0
+def test_bench_runs_end_to_end_with_json(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`respool bench --quick --json F uncontended` prints the table and writes the JSON."""
+    monkeypatch.setattr(bench, "QUICK", bench.Budget(scale=0.0, rounds_scale=0.0))
+    target = tmp_path / "bench.json"
+    assert cli.main(["bench", "--quick", "--json", str(target), "uncontended"]) == 0
     out = capsys.readouterr().out
-    assert "(b) Lock around pop, Lock around append" in out
+    assert "two-lock floor: Lock+pop, Lock+append" in out
     assert "FixedPool: with acquire()" in out
-    assert "x the lock+deque floor" in out
-    assert "Debug mode on" in out
-    assert "worst ns/op" in out  # the contended table shows its spread
-    assert "ThreadPoolExecutor" not in out  # only the suite asked for
+    assert "goal: FixedPool with acquire() <= 1x the two-lock floor" in out
+    assert "ThreadPoolExecutor" not in out  # only the scenario asked for
+    data = json.loads(target.read_text(encoding="utf-8"))
+    assert data["quick"] is True
+    assert [s["name"] for s in data["scenarios"]] == ["uncontended"]
 
 
-def test_bench_suites_print_their_goals(capsys: pytest.CaptureFixture[str]) -> None:
-    """The worker and transient suites each print a verdict against their goals."""
-    assert cli.main(["bench", "--quick", "worker", "transient"]) == 0
-    out = capsys.readouterr().out
-    assert "ThreadPoolExecutor" in out
-    assert "SimpleQueue" in out
-    assert "deque" in out
-    assert "8 MiB" in out
-    assert out.count(" the goal") >= 4
+def _fake_scenarios(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace every scenario with one that records that it ran and returns no table."""
+    ran: list[str] = []
+    for name, scenario in list(bench.SCENARIOS.items()):
+
+        def record(ctx: Context, name: str = name) -> list[Table]:
+            ran.append(name)
+            return []
+
+        monkeypatch.setitem(bench.SCENARIOS, name, Scenario(name, scenario.summary, record))
+    return ran
 
 
-def test_bench_old_suite_name_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`respool bench free_list` (its 0.1 name) runs the acquire_release suite, once."""
-    ran: list[bool] = []
-    monkeypatch.setitem(bench.SUITES, "acquire_release", lambda quick: ran.append(quick) or 0)
+def test_bench_old_suite_names_still_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`respool bench free_list acquire_release` (the 0.1 and 0.2 names) runs what they
+    measured, the uncontended and contended scenarios, each once."""
+    ran = _fake_scenarios(monkeypatch)
     assert cli.main(["bench", "--quick", "free_list", "acquire_release"]) == 0
-    assert ran == [True]
+    assert ran == ["uncontended", "contended"]
 
 
-def test_cli_knows_the_suites_bench_has() -> None:
-    """The CLI lists suite names without importing the benchmarks; they must not drift."""
-    assert tuple(bench.SUITES) == cli._SUITES
+def test_bench_without_names_runs_every_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`respool bench` with no scenario runs them all, in order."""
+    ran = _fake_scenarios(monkeypatch)
+    assert cli.main(["bench", "--quick"]) == 0
+    assert ran == list(bench.SCENARIOS)
+
+
+def test_cli_knows_the_scenarios_bench_has() -> None:
+    """The CLI lists scenario names without importing the benchmarks; they must not drift."""
+    assert tuple(bench.SCENARIOS) == cli._SCENARIOS
     assert cli._ALIASES == bench.ALIASES
 
 
-def test_unknown_bench_suite_names_the_suites(capsys: pytest.CaptureFixture[str]) -> None:
-    """`respool bench nosuch` names the valid suites, under the bench command's own usage."""
+def test_unknown_bench_scenario_names_the_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    """`respool bench nosuch` names the valid scenarios, under the bench command's own usage."""
     with pytest.raises(SystemExit) as caught:
         cli.main(["bench", "nosuch"])
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert "usage: respool bench" in err
     assert "'nosuch'" in err
-    assert "acquire_release, worker, transient" in err
+    assert "uncontended, contended, worker, transient, health" in err
+
+
+def _no_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise AssertionError("the run started although its arguments were refused")
+
+    monkeypatch.setattr(bench, "main", refuse)
+
+
+def test_bench_json_to_an_unwritable_path_is_refused_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json` into a missing folder or onto a folder fails at once, exit 2, saying why."""
+    _no_run(monkeypatch)
+    for target in (tmp_path / "no" / "such" / "bench.json", tmp_path):
+        with pytest.raises(SystemExit) as caught:
+            cli.main(["bench", "--quick", "--json", str(target)])
+        assert caught.value.code == 2
+        err = capsys.readouterr().err
+        assert "usage: respool bench" in err
+        assert f"--json {target}: cannot write there" in err
+
+
+def test_bench_checking_the_json_path_keeps_an_existing_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The early writability check neither empties an existing file nor leaves a new one."""
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(bench, "main", lambda **kwargs: calls.append(kwargs) or 0)
+    old = tmp_path / "old.json"
+    old.write_text("previous run", encoding="utf-8")
+    new = tmp_path / "new.json"
+    assert cli.main(["bench", "--json", str(old), "health"]) == 0
+    assert cli.main(["bench", "--json", str(new), "health"]) == 0
+    assert old.read_text(encoding="utf-8") == "previous run"
+    assert not new.exists()
+    assert calls[0] == {
+        "quick": False,
+        "only": ["health"],
+        "json_path": old,
+        "plot_path": None,
+    }
+
+
+def test_bench_plot_without_matplotlib_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--plot` without matplotlib says how to install it, exit 2, before any timing."""
+    _no_run(monkeypatch)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["bench", "--plot", str(tmp_path / "bench.png")])
+    assert caught.value.code == 2
+    assert "pip install 'respool[plot]'" in capsys.readouterr().err
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,36 +253,24 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "invalid choice" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("script", "suite"),
-    [
-        ("acquire_release.py", "acquire_release"),
-        ("worker.py", "worker"),
-        ("transient.py", "transient"),
-    ],
-)
-def test_each_benchmark_script_runs_its_own_suite(
-    script: str, suite: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("scenario", cli._SCENARIOS)
+def test_each_benchmark_script_runs_its_own_scenario(
+    scenario: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`python benchmarks/X.py` runs suite X only, passing --quick through."""
-    calls: list[tuple[bool, list[str]]] = []
-
-    def fake_main(quick: bool = False, only: Sequence[str] = ()) -> int:
-        calls.append((quick, list(only)))
-        return 0
-
-    monkeypatch.setattr(bench, "main", fake_main)
-    monkeypatch.setattr(sys, "argv", [script, "--quick"])
+    """`python benchmarks/X.py` runs scenario X only, passing its options through."""
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(bench, "main", lambda **kwargs: calls.append(kwargs) or 0)
+    monkeypatch.setattr(sys, "argv", [f"{scenario}.py", "--quick"])
     with pytest.raises(SystemExit) as caught:
-        runpy.run_path(str(ROOT / "benchmarks" / script), run_name="__main__")
+        runpy.run_path(str(ROOT / "benchmarks" / f"{scenario}.py"), run_name="__main__")
     assert caught.value.code == 0
-    assert calls == [(True, [suite])]
+    assert calls == [{"quick": True, "only": [scenario], "json_path": None, "plot_path": None}]
 
 
-def test_every_benchmark_script_is_a_suite() -> None:
-    """benchmarks/ holds one script per suite, and no suite without its script."""
+def test_every_benchmark_script_is_a_scenario() -> None:
+    """benchmarks/ holds one script per scenario, and no scenario without its script."""
     scripts = {path.stem for path in (ROOT / "benchmarks").glob("*.py")}
-    assert scripts == set(bench.SUITES)
+    assert scripts == set(bench.SCENARIOS)
 
 
 def test_one_version_everywhere() -> None:

@@ -8,17 +8,22 @@ with exit status 0 instead of a usage error.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import respool
 
 __all__ = ["main"]
 
 # Names only: importing the benchmarks (and so every pool) just to parse arguments is wasteful.
-# tests/test_cli.py checks that they match respool.bench.SUITES and respool.bench.ALIASES.
-_SUITES = ("acquire_release", "worker", "transient", "health")
-_ALIASES = {"free_list": "acquire_release"}
+# tests/test_cli.py checks that they match respool.bench.SCENARIOS and respool.bench.ALIASES.
+_SCENARIOS = ("uncontended", "contended", "worker", "transient", "health")
+_ALIASES = {
+    "acquire_release": ("uncontended", "contended"),
+    "free_list": ("uncontended", "contended"),
+}
 
 
 def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -37,16 +42,32 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--quick", action="store_true", help="fewer repetitions: seconds instead of a minute"
     )
     bench = commands.add_parser(
-        "bench", help="time the pools against baselines measured in the same run"
+        "bench",
+        help="time the pools against baselines measured in the same run",
+        description="Time the pools against baselines measured in the same run. Each row"
+        " shows the best and median of interleaved rounds and its ratio to its table's"
+        " baseline. Peers (SQLAlchemy, psycopg_pool, redis-py) are timed when installed:"
+        " pip install 'respool[bench]'.",
     )
     bench.add_argument(
-        "--quick", action="store_true", help="fewer repetitions: less precise, much faster"
+        "--quick",
+        action="store_true",
+        help="CI's smoke run: every case, fewer and shorter rounds (about a minute)",
     )
     bench.add_argument(
-        "suites",
+        "--json", metavar="FILE", type=Path, help="also write every table to FILE as JSON"
+    )
+    bench.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        type=Path,
+        help="also draw the ratios as bar charts (needs matplotlib: pip install 'respool[plot]')",
+    )
+    bench.add_argument(
+        "scenarios",
         nargs="*",
-        metavar="SUITE",
-        help=f"run only these ({', '.join(_SUITES)}); default: all",
+        metavar="SCENARIO",
+        help=f"run only these ({', '.join(_SCENARIOS)}); default: all",
     )
     return parser, bench
 
@@ -63,13 +84,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         from respool import tour
 
         return tour.main(quick=args.quick)
-    # Checked here, not with argparse's choices=, which rejects an empty nargs="*" list.
-    unknown = [name for name in args.suites if name not in _SUITES and name not in _ALIASES]
-    if unknown:
-        bench_parser.error(f"unknown suite {unknown[0]!r}; the suites are: {', '.join(_SUITES)}")
+    # Everything is checked before the run starts: finding out after ten minutes of timing
+    # that a file cannot be written would waste them.
+    _check_bench_args(bench_parser, args)
     from respool import bench
 
-    return bench.main(quick=args.quick, only=args.suites)
+    return bench.main(
+        quick=args.quick, only=args.scenarios, json_path=args.json, plot_path=args.plot
+    )
+
+
+def _check_bench_args(bench_parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, with the bench command's usage and exit status 2, an unknown scenario, an
+    output file that cannot be written, or ``--plot`` without matplotlib."""
+    # Checked here, not with argparse's choices=, which rejects an empty nargs="*" list.
+    unknown = [name for name in args.scenarios if name not in _SCENARIOS + tuple(_ALIASES)]
+    if unknown:
+        bench_parser.error(
+            f"unknown scenario {unknown[0]!r}; the scenarios are: {', '.join(_SCENARIOS)}"
+        )
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        bench_parser.error("--plot needs matplotlib: pip install 'respool[plot]'")
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is None:
+            continue
+        problem = _unwritable(path)
+        if problem:
+            bench_parser.error(f"{option} {path}: cannot write there ({problem})")
+
+
+def _unwritable(path: Path) -> str:
+    """Why *path* cannot be written, or "" if it can. Opened for appending, so an existing
+    file is not emptied before the run has produced its replacement."""
+    if path.is_dir():
+        return "it is a directory"
+    existed = path.exists()
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not existed:
+        path.unlink()
+    return ""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,14 +11,14 @@ how threads are started reaches every figure the project prints.
 
 from __future__ import annotations
 
-import math
+import statistics
 import threading
 import time
 import timeit
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Result", "best_ns", "interleaved", "table", "wall_seconds"]
+__all__ = ["Result", "Spread", "best_ns", "interleaved", "repeated", "table", "wall_seconds"]
 
 #: Seconds a thread of :func:`wall_seconds` waits for the others to start: far more than
 #: starting a thread takes, so reaching it means the machine is stuck, not slow.
@@ -80,6 +80,73 @@ def wall_seconds(fn: Callable[[], object], per_thread: int, threads: int = 1) ->
     return elapsed
 
 
+@dataclass(frozen=True)
+class Spread:
+    """Every round of one case, in nanoseconds per operation, in the order they were taken.
+
+    The minimum is the least disturbed round; the median says what a typical round cost,
+    which matters where rounds differ for reasons of their own (a convoy forms in some rounds
+    and not in others) rather than because the machine was busy.
+    """
+
+    name: str
+    rounds: tuple[float, ...]
+
+    @property
+    def min(self) -> float:
+        """The fastest round."""
+        return min(self.rounds)
+
+    @property
+    def median(self) -> float:
+        """The middle round (the mean of the middle two for an even count)."""
+        return statistics.median(self.rounds)
+
+    @property
+    def max(self) -> float:
+        """The slowest round."""
+        return max(self.rounds)
+
+
+#: Called before each timed round of a case with the step number (from 1), the number of
+#: steps in all, the round number (from 1) and the case's name; the progress display hooks in
+#: here.
+StepHook = Callable[[int, int, int, str], None]
+
+
+def repeated(
+    cases: Sequence[tuple[str, Callable[[], object]]],
+    number: int,
+    rounds: int,
+    *,
+    threads: int = 1,
+    warmup: int = 0,
+    on_step: StepHook | None = None,
+) -> list[Spread]:
+    """Time every case once per round, round after round; keep every round of every case.
+
+    A round of a case is *number* calls in all, shared among *threads* threads; the figure is
+    wall-clock nanoseconds per call. *warmup* calls per thread run untimed first (they fill
+    pools and caches). Cases take turns within each round, so a burst of outside load lands
+    on all of them alike instead of on whichever case happened to run then.
+    """
+    per_thread = max(1, number // threads)
+    total = per_thread * threads
+    if warmup:
+        for _, fn in cases:
+            wall_seconds(fn, warmup, threads)
+    taken: dict[str, list[float]] = {name: [] for name, _ in cases}
+    steps = rounds * len(cases)
+    step = 0
+    for round_number in range(1, rounds + 1):
+        for name, fn in cases:
+            step += 1
+            if on_step is not None:
+                on_step(step, steps, round_number, name)
+            taken[name].append(wall_seconds(fn, per_thread, threads) / total * 1e9)
+    return [Spread(name, tuple(taken[name])) for name, _ in cases]
+
+
 def interleaved(
     cases: Sequence[tuple[str, Callable[[], object]]],
     number: int,
@@ -91,24 +158,11 @@ def interleaved(
 ) -> list[Result]:
     """Time every case once per round, round after round; keep each case's best round.
 
-    A round of a case is *number* calls in all, shared among *threads* threads; the figure is
-    wall-clock nanoseconds per call. *warmup* calls per thread run untimed first (they fill
-    pools and caches). With *keep_worst* each result also carries its slowest round, a gauge of
-    how much the machine disturbed the run.
+    The same measurement as :func:`repeated`, reduced to the best round (and, with
+    *keep_worst*, the slowest one too, a gauge of how much the machine disturbed the run).
     """
-    per_thread = max(1, number // threads)
-    total = per_thread * threads
-    if warmup:
-        for _, fn in cases:
-            wall_seconds(fn, warmup, threads)
-    best = {name: math.inf for name, _ in cases}
-    worst = {name: 0.0 for name, _ in cases}
-    for _ in range(rounds):
-        for name, fn in cases:
-            ns = wall_seconds(fn, per_thread, threads) / total * 1e9
-            best[name] = min(best[name], ns)
-            worst[name] = max(worst[name], ns)
-    return [Result(name, best[name], worst[name] if keep_worst else None) for name, _ in cases]
+    spreads = repeated(cases, number, rounds, threads=threads, warmup=warmup)
+    return [Result(s.name, s.min, s.max if keep_worst else None) for s in spreads]
 
 
 def table(results: Sequence[Result], baseline: str) -> str:

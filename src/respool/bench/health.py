@@ -1,8 +1,8 @@
-"""Health benchmarks: what the health options cost per acquire, and a fault drill.
+"""Scenario ``health``: what the health options cost per acquire, and a fault drill.
 
 *Overhead*: the uncontended ``with pool.acquire():`` of a ``FixedPool`` with no option, with
 ``check_after`` (and a ``check``), and with ``max_lifetime``, next to the two-lock floor of
-:mod:`.acquire_release`, all in one run. Time-based options read the clock on each acquire and
+:mod:`.uncontended`, all in one run. Time-based options read the clock on each acquire and
 return, so they leave the lock-free fast path; the table says what that costs.
 
 *Fault drill*: a fake server hands out connections and can drop them all at once, as a
@@ -19,13 +19,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
-from respool.bench._timing import interleaved, table
+from respool.bench._report import Column, Goal, Row, Table, rows_from
+from respool.bench._run import Context
+from respool.bench._timing import repeated
+from respool.bench.uncontended import FLOOR
 from respool.fixed import FixedPool
 
-__all__ = ["Server", "fault_drill", "keepalive_drill", "main", "overhead"]
+__all__ = ["Server", "fault_drill", "keepalive_drill", "overhead", "run"]
 
-FLOOR = "(b) Lock around pop, Lock around append"
+PLAIN: Final = "FixedPool, no option"
 
 
 class Server:
@@ -60,8 +64,9 @@ class Server:
             raise ConnectionError("server closed the connection")
 
 
-def overhead(number: int, rounds: int) -> list[tuple[str, float]]:
+def overhead(ctx: Context) -> Table:
     """ns per ``with pool.acquire():`` with no option, with check_after, with max_lifetime."""
+    number, rounds = ctx.budget.n(200_000, 20), ctx.budget.rounds(7)
     item = object()
     locked: deque[object] = deque([item])
     lock = threading.Lock()
@@ -82,20 +87,36 @@ def overhead(number: int, rounds: int) -> list[tuple[str, float]]:
 
         return op
 
-    results = interleaved(
-        [
-            (FLOOR, lock_each),
-            ("FixedPool, no option", borrow(plain)),
-            ("FixedPool, check_after=60", borrow(checked)),
-            ("FixedPool, max_lifetime=3600", borrow(aging)),
+    try:
+        spreads = repeated(
+            [
+                (FLOOR, lock_each),
+                (PLAIN, borrow(plain)),
+                ("FixedPool, check_after=60", borrow(checked)),
+                ("FixedPool, max_lifetime=3600", borrow(aging)),
+            ],
+            number,
+            rounds,
+            on_step=ctx.on_step("health"),
+        )
+    finally:
+        for pool in (plain, checked, aging):
+            pool.close()
+    rows = rows_from(spreads, FLOOR)
+    by_name = {row.name: row for row in rows}
+    base = by_name[PLAIN].median or 0.0
+    return Table(
+        key="health-overhead",
+        title="Health options: uncontended with pool.acquire(), one thread",
+        unit="ns/op",
+        baseline=FLOOR,
+        rows=rows,
+        notes=[
+            f"{row.name}: +{(row.median or 0.0) - base:.0f} ns per acquire over no option"
+            for row in rows
+            if row.name not in (FLOOR, PLAIN)
         ],
-        number,
-        rounds,
     )
-    for pool in (plain, checked, aging):
-        pool.close()
-    print(table(results, FLOOR))
-    return [(r.name, r.ns) for r in results]
 
 
 def fault_drill(size: int = 8, requests: int = 100) -> tuple[int, float]:
@@ -143,25 +164,42 @@ def _until_full(pool: FixedPool[object], server: Server, size: int, started: flo
     return time.perf_counter() - started
 
 
-def main(quick: bool = False) -> int:
-    """Print the overhead table and the fault drills."""
-    number, rounds = (20_000, 3) if quick else (200_000, 7)
-    print("Health options: uncontended with pool.acquire(), one thread (lower is better)")
-    ns = dict(overhead(number, rounds))
-    plain = ns["FixedPool, no option"]
-    for name in ("FixedPool, check_after=60", "FixedPool, max_lifetime=3600"):
-        print(f"{name}: +{ns[name] - plain:.0f} ns per acquire over no option")
-    print()
-    print("Fault drill: the server drops all 8 idle connections, then 100 acquires")
+def drills(ctx: Context) -> Table:
+    """Both fault drills, once each: their figures are outcomes (failures, time to heal),
+    not costs to compare with a baseline, so the table has no ratios."""
+    ctx.progress.note("[health] fault drills")
     failures, healed = fault_drill()
-    verdict = "meets" if failures == 0 and healed < 0.1 else "MISSES"
-    print(
-        f"  check=, check_after=0: {failures} failed requests, pool full again in"
-        f" {healed * 1000:.1f} ms -> {verdict} the goal (0 failures, < 100 ms)"
-    )
     alone = keepalive_drill()
-    print(
-        f"  keepalive=0.05, no caller: housekeeping replaced all 8 in {alone * 1000:.0f} ms"
-        " (within about one keepalive period, plus the creates)"
+    rows = [
+        Row(
+            "check=, check_after=0: 100 acquires",
+            healed * 1000,
+            healed * 1000,
+            extra={"failures": failures},
+        ),
+        Row("keepalive=0.05, no caller", alone * 1000, alone * 1000, extra={"failures": 0}),
+    ]
+    return Table(
+        key="health-drill",
+        title="Fault drill: the server drops all 8 idle connections",
+        unit="ms until the pool is full of live connections again",
+        baseline="none",
+        rows=rows,
+        columns=[Column("failures", "failed requests", "{:d}")],
+        goals=[
+            Goal(
+                "check=, check_after=0: 0 failed requests, pool full again in < 100 ms",
+                f"{failures} failed, {healed * 1000:.1f} ms",
+                failures == 0 and healed < 0.1,
+            )
+        ],
+        notes=[
+            "With keepalive and no caller, housekeeping alone replaces the dead within about"
+            " one keepalive period, plus the creates.",
+        ],
     )
-    return 0
+
+
+def run(ctx: Context) -> list[Table]:
+    """The overhead table and the fault drills."""
+    return [overhead(ctx), drills(ctx)]

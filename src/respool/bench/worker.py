@@ -1,11 +1,14 @@
-"""Worker benchmarks: ``WorkerPool`` against ``ThreadPoolExecutor`` and a bare queue.
+"""Scenario ``worker``: ``WorkerPool`` against a bare queue round trip and the executor.
 
-Two questions, each answered as a ratio to a baseline measured in the same run:
+Three tables, each with ratios to a baseline measured in the same run:
 
-* **Latency of one task**: ``submit(noop).result()`` with one worker, next to
-  ``ThreadPoolExecutor(1)`` and to the floor of any thread hand-off — a bare worker thread
-  moving an item from one ``queue.SimpleQueue`` to another. That floor is two thread
-  wake-ups and nothing else; a pool must also build a ``Future`` and settle it.
+* **One task at a time**: ``submit(noop).result()`` with one worker, next to the floor of any
+  thread hand-off (a bare thread relaying an item from one ``queue.SimpleQueue`` to another:
+  two wake-ups and nothing else), ``ThreadPoolExecutor(1)``, and ``ThreadPoolExecutor(1)``
+  whose task fetches a per-thread resource from a ``threading.local`` (the usual way to give
+  executor threads a resource each). A pool must also build a ``Future`` and settle it.
+* **map throughput**: ``WorkerPool.map`` over N items next to ``Executor.map``, two workers,
+  nanoseconds per item.
 * **Memory of a long map**: ``WorkerPool.map`` keeps at most ``max_pending`` items in flight,
   so its footprint must not grow with the input, while ``Executor.map`` submits its whole
   input up front. Each case runs in a fresh interpreter and reports how much its peak RSS
@@ -24,20 +27,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
-from respool.bench._timing import Result, interleaved, table
+from respool.bench._report import Column, Goal, Row, Table, ratio_text, rows_from
+from respool.bench._run import Context
+from respool.bench._timing import repeated
 from respool.worker import WorkerPool
 
-__all__ = ["main", "map_memory", "round_trip"]
+__all__ = ["map_memory", "map_throughput", "round_trip", "run"]
 
-#: The goals the figures are read against (issue 3).
-EXECUTOR_GOAL: Final = 0.8
+#: The goals the figures are read against (issue 10 for the relay, issue 3 for the executor).
 QUEUE_GOAL: Final = 1.3
+EXECUTOR_GOAL: Final = 0.8
 WINDOW: Final = 64
 
-SQ: Final = "(a) SimpleQueue in/out, bare thread"
-TPE: Final = "(b) ThreadPoolExecutor(1)"
+SQ: Final = "SimpleQueue relay, bare thread"
+TPE: Final = "ThreadPoolExecutor(1)"
+TPE_LOCAL: Final = "ThreadPoolExecutor(1) + threading.local"
 WP: Final = "WorkerPool(workers=1)"
 WP_BOUNDED: Final = f"WorkerPool(1, max_pending={WINDOW})"
+
+EXECUTOR_MAP: Final = "Executor.map, 2 threads"
+EXECUTOR_LOCAL_MAP: Final = "Executor.map + threading.local"
+WP_MAP: Final = "WorkerPool(2).map"
+WP_MAP_BOUNDED: Final = f"WorkerPool(2, max_pending={WINDOW}).map"
 
 
 def _noop_task(resource: object) -> None:
@@ -48,43 +59,156 @@ def _noop() -> None:
     """The same for ThreadPoolExecutor, which passes no resource."""
 
 
-def round_trip(number: int, rounds: int) -> list[Result]:
-    """``submit(noop).result()``, one at a time, next to its two baselines."""
-    inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-    outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+class _PerThread(threading.local):
+    """A resource per executor thread, made on the thread's first task: what users of
+    ``ThreadPoolExecutor`` write to give each thread its own connection."""
 
-    def relay() -> None:
+    resource: object | None = None
+
+
+def _local_task(local: _PerThread) -> object:
+    """Fetch (or make) this thread's resource, then do nothing with it."""
+    resource = local.resource
+    if resource is None:
+        resource = local.resource = object()
+    return resource
+
+
+class _Relay:
+    """The floor of a thread hand-off: a thread moving items from one SimpleQueue to another."""
+
+    def __init__(self) -> None:
+        self.inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._relay, name="bench-relay", daemon=True)
+        self.thread.start()
+
+    def _relay(self) -> None:
+        inbox, outbox = self.inbox, self.outbox
         while (item := inbox.get()) is not None:
             outbox.put(item)
 
-    relay_thread = threading.Thread(target=relay, name="bench-relay", daemon=True)
-    relay_thread.start()
-    item = object()
+    def round_trip(self) -> None:
+        self.inbox.put(self)
+        self.outbox.get()
 
-    def bare() -> None:
-        inbox.put(item)
-        outbox.get()
+    def close(self) -> None:
+        self.inbox.put(None)
+        self.thread.join()
 
+
+def round_trip(ctx: Context) -> Table:
+    """``submit(noop).result()``, one at a time, next to its baselines."""
+    number, rounds = ctx.budget.n(2_000, 10), ctx.budget.rounds(15)
+    relay = _Relay()
     executor = ThreadPoolExecutor(1)
+    local_executor = ThreadPoolExecutor(1)
+    local = _PerThread()
     pool = WorkerPool(object, 1, name="bench-worker")
     bounded = WorkerPool(object, 1, max_pending=WINDOW, name="bench-worker-bounded")
     cases: list[tuple[str, Callable[[], object]]] = [
-        (SQ, bare),
+        (SQ, relay.round_trip),
         (TPE, lambda: executor.submit(_noop).result()),
+        (TPE_LOCAL, lambda: local_executor.submit(_local_task, local).result()),
         (WP, lambda: pool.submit(_noop_task).result()),
         (WP_BOUNDED, lambda: bounded.submit(_noop_task).result()),
     ]
-    for _, op in cases:  # warm-up: threads started, caches filled
-        for _ in range(200):
-            op()
     try:
-        return interleaved(cases, number, rounds)
+        spreads = repeated(
+            cases, number, rounds, warmup=min(200, number), on_step=ctx.on_step("worker")
+        )
     finally:
-        inbox.put(None)
-        relay_thread.join()
+        relay.close()
         executor.shutdown()
+        local_executor.shutdown()
         pool.shutdown()
         bounded.shutdown()
+    rows = rows_from(spreads, SQ)
+    by_name = {row.name: row for row in rows}
+    goals = []
+    for name in (WP, WP_BOUNDED):
+        row = by_name[name]
+        assert row.ratio is not None
+        goals.append(
+            Goal(
+                f"{name} <= {QUEUE_GOAL:g}x the bare SimpleQueue round trip",
+                ratio_text(row),
+                row.ratio <= QUEUE_GOAL,
+            )
+        )
+    worker_median, executor_median = by_name[WP].median, by_name[TPE].median
+    assert worker_median is not None
+    assert executor_median is not None
+    to_executor = worker_median / executor_median
+    goals.append(
+        Goal(
+            f"{WP} <= {EXECUTOR_GOAL:g}x ThreadPoolExecutor(1)",
+            f"{to_executor:.2f}x",
+            to_executor <= EXECUTOR_GOAL,
+        )
+    )
+    return Table(
+        key="worker-round-trip",
+        title="One task at a time: submit(noop).result() round trip",
+        unit="ns/op",
+        baseline=SQ,
+        rows=rows,
+        goals=goals,
+        notes=[
+            "The bare round trip is two thread wake-ups; a pool adds a Future (built,"
+            " marked running, settled, waited on).",
+        ],
+    )
+
+
+def map_throughput(ctx: Context) -> Table:
+    """``map`` over N items with two workers: ns per item, next to ``Executor.map``."""
+    items, rounds = ctx.budget.n(20_000, 20), ctx.budget.rounds(7)
+    executor = ThreadPoolExecutor(2)
+    local_executor = ThreadPoolExecutor(2)
+    local = _PerThread()
+    pool = WorkerPool(object, 2, name="bench-map")
+    bounded = WorkerPool(object, 2, max_pending=WINDOW, name="bench-map-bounded")
+    expected = items * (items - 1) // 2
+
+    def identity(_: object, x: int) -> int:
+        return x
+
+    def plain(x: int) -> int:
+        return x
+
+    def with_local(x: int) -> int:
+        _local_task(local)
+        return x
+
+    def checked(total: int) -> None:
+        if total != expected:
+            raise RuntimeError(f"map returned a sum of {total}, not {expected}")
+
+    cases: list[tuple[str, Callable[[], object]]] = [
+        (EXECUTOR_MAP, lambda: checked(sum(executor.map(plain, range(items))))),
+        (EXECUTOR_LOCAL_MAP, lambda: checked(sum(local_executor.map(with_local, range(items))))),
+        (WP_MAP, lambda: checked(sum(pool.map(identity, range(items))))),
+        (WP_MAP_BOUNDED, lambda: checked(sum(bounded.map(identity, range(items))))),
+    ]
+    try:
+        spreads = repeated(cases, 1, rounds, on_step=ctx.on_step("worker map"))
+    finally:
+        executor.shutdown()
+        local_executor.shutdown()
+        pool.shutdown()
+        bounded.shutdown()
+    return Table(
+        key="worker-map",
+        title=f"map throughput: {items:,} noop items, 2 workers",
+        unit="ns/item",
+        baseline=EXECUTOR_MAP,
+        rows=rows_from(spreads, EXECUTOR_MAP, scale=items),
+        notes=[
+            "WorkerPool.map is lazy (it holds at most max_pending items in flight);"
+            " Executor.map submits its whole input first.",
+        ],
+    )
 
 
 # -- memory of a long map, each case in a fresh interpreter -----------------------------------
@@ -165,62 +289,60 @@ def map_memory(kind: str, items: int, window: int = WINDOW) -> Footprint:
     return Footprint(name, items, int(report["grew"]), float(report["seconds"]), report["measure"])
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:,.1f}"
+def _mib(n: int) -> float:
+    return n / 2**20
 
 
-def main(quick: bool = False) -> int:
-    """Print both tables with their verdicts; ``quick`` trades precision for speed."""
-    number, rounds = (400, 5) if quick else (2_000, 15)
-    print("One task at a time: submit(noop).result() round trip (lower is better)")
-    results = round_trip(number, rounds)
-    print(table(results, TPE))
-    ns = {r.name: r.ns for r in results}
-    for case in (WP, WP_BOUNDED):
-        to_executor = ns[case] / ns[TPE]
-        to_queue = ns[case] / ns[SQ]
-        verdict = "meets" if to_executor <= EXECUTOR_GOAL else "MISSES"
-        print(
-            f"{case}: {to_executor:.2f}x ThreadPoolExecutor -> {verdict} the goal"
-            f" (<= {EXECUTOR_GOAL}x ThreadPoolExecutor)"
-        )
-        verdict = "meets" if to_queue <= QUEUE_GOAL else "MISSES"
-        print(
-            f"{case}: {to_queue:.2f}x the bare SimpleQueue round trip -> {verdict} the goal"
-            f" (<= {QUEUE_GOAL}x)"
-        )
-    print(
-        "The bare round trip is two thread wake-ups; a pool adds a Future (built, marked"
-        "\nrunning, settled, waited on), and every bytecode run while the other thread is"
-        "\nwaking can cost it a second wake-up for the interpreter lock."
-    )
+def memory(ctx: Context) -> Table:
+    """The memory table: WorkerPool.map over a small and a large input, Executor.map over
+    the small one (its growth at the large one is extrapolated, not run: it would take
+    gigabytes)."""
+    big, small = ctx.budget.n(1_000_000, 1_000), ctx.budget.n(100_000, 100)
+    ctx.progress.note(f"[worker memory] three maps in fresh interpreters ({big:,} items max)")
+    eager = map_memory("executor", small)
+    lazy_small = map_memory("worker", small)
+    lazy_big = map_memory("worker", big)
 
-    big, small = (50_000, 5_000) if quick else (1_000_000, 100_000)
-    print()
-    print("Memory of a long map: 2 workers, noop tasks, each case in a fresh interpreter")
-    cases = [
-        map_memory("worker", small),
-        map_memory("worker", big),
-        map_memory("executor", small),
-    ]
-    width = max(len(c.name) for c in cases)
-    print(f"{'case':<{width}}  {'items':>9}  {'MiB grown':>9}  {'bytes/item':>10}  {'s':>6}")
-    for c in cases:
-        print(
-            f"{c.name:<{width}}  {c.items:>9,}  {_mib(c.grew):>9}  {c.grew / c.items:>10.1f}"
-            f"  {c.seconds:>6.1f}"
+    def row(footprint: Footprint) -> Row:
+        grew = _mib(footprint.grew)
+        ratio = footprint.grew / eager.grew if eager.grew > 0 else None
+        return Row(
+            f"{footprint.name}, {footprint.items:,} items",
+            grew,
+            grew,
+            ratio,
+            ratio,
+            baseline=footprint is eager,
+            extra={
+                "bytes_per_item": footprint.grew / footprint.items,
+                "seconds": footprint.seconds,
+            },
         )
-    lazy_small, lazy_big, eager = cases
+
     flat = lazy_big.grew <= lazy_small.grew + 2 * 2**20
-    verdict = "meets" if flat else "MISSES"
-    print(
-        f"WorkerPool.map over {big:,} items grew {_mib(lazy_big.grew)} MiB, over {small:,}"
-        f" {_mib(lazy_small.grew)} MiB -> {verdict} the goal (flat: within 2 MiB)"
+    per_item = eager.grew / small
+    return Table(
+        key="worker-map-memory",
+        title="Memory of a long map: 2 workers, noop tasks, each in a fresh interpreter",
+        unit=f"MiB, {eager.measure}",
+        baseline=f"{eager.name}, {small:,} items",
+        rows=[row(eager), row(lazy_small), row(lazy_big)],
+        columns=[Column("bytes_per_item", "bytes/item", "{:,.0f}"), Column("seconds", "s")],
+        goals=[
+            Goal(
+                f"WorkerPool.map flat from {small:,} to {big:,} items (within 2 MiB)",
+                f"{_mib(lazy_small.grew):.1f} -> {_mib(lazy_big.grew):.1f} MiB",
+                flat,
+            )
+        ],
+        notes=[
+            f"Executor.map grows with its input: {per_item:,.0f} bytes per item, about"
+            f" {per_item * big / 2**20:,.0f} MiB at {big:,} items (extrapolated, not run).",
+            "One run per case (a process's peak memory is not a noisy figure): best = median.",
+        ],
     )
-    print(
-        f"Executor.map submits its whole input first: {_mib(eager.grew)} MiB for {small:,}"
-        f" items, {eager.grew / small:,.0f} bytes each;\nit grows with the input"
-        f" (~{eager.grew / small * big / 2**20:,.0f} MiB at {big:,} items, extrapolated, not run)."
-    )
-    print(f"(Measured: {cases[0].measure}.)")
-    return 0
+
+
+def run(ctx: Context) -> list[Table]:
+    """Round trip, map throughput and map memory."""
+    return [round_trip(ctx), map_throughput(ctx), memory(ctx)]
