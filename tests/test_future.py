@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from respool._future import TaskFuture
+from respool._future import TaskFuture, WorkItem
 from tests.conftest import Abort, Boom, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -40,7 +40,21 @@ pytestmark = pytest.mark.timeout(60)
 WAIT = 10.0  # generous bound for anything that should happen promptly
 PROMPTLY = 2.0  # the same, where a stuck thread is a plausible failure
 
-CLASSES = [pytest.param(Future, id="stock"), pytest.param(TaskFuture, id="task")]
+
+class SubmittedItem(WorkItem[Any]):
+    """A pool's WorkItem as ``submit`` makes it: a sleeper ready for its first waiter."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(0.0, None)
+
+
+CLASSES = [
+    pytest.param(Future, id="stock"),
+    pytest.param(TaskFuture, id="task"),
+    pytest.param(SubmittedItem, id="item"),
+]
 SETTLES = ["result", "exception", "cancel"]
 
 FutureClass = type[Future[Any]]
@@ -1009,3 +1023,207 @@ def test_interrupted_waiter_leaves_no_sleeper_behind() -> None:
     other = Waiter(lambda: fut.result(WAIT)).wait_blocked()
     fut.set_result(3)
     assert other.finish() == ("returned", 3)
+
+
+# -- lock-free moves: lazy fields, races between a move and a registration ----------------------
+
+RACES = 300
+
+
+def test_a_new_future_builds_nothing_until_used() -> None:
+    """No condition or list exists until someone needs one; each is made once."""
+    fut: TaskFuture[int] = TaskFuture()
+    assert fut.__dict__ == {}
+    assert fut._state == "PENDING" and fut._result is None and fut._exception is None
+    condition = fut._condition
+    assert fut._condition is condition and fut._waiters is fut._waiters
+    assert fut._done_callbacks == [] and fut._done_callbacks is fut._done_callbacks
+
+
+def test_threads_making_a_lazy_field_at_once_agree_on_it() -> None:
+    """Two threads reading a not-yet-made ``_condition`` at once get the same lock."""
+    for _ in range(RACES):
+        fut: TaskFuture[int] = TaskFuture()
+        gate = threading.Barrier(2)
+        seen: list[object] = []
+
+        def read(
+            fut: TaskFuture[int] = fut, gate: threading.Barrier = gate, seen: list[object] = seen
+        ) -> None:
+            gate.wait(WAIT)
+            seen.append(fut._condition)
+
+        threads = [threading.Thread(target=read) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT)
+        assert len(seen) == 2 and seen[0] is seen[1] is fut._condition
+
+
+def test_cancel_racing_the_runner_has_exactly_one_winner() -> None:
+    """cancel() and set_running_or_notify_cancel() at once: one wins, the other sees it."""
+    for _ in range(RACES):
+        fut: TaskFuture[int] = TaskFuture()
+        gate = threading.Barrier(2)
+        got: dict[str, bool] = {}
+
+        def cancel(
+            fut: TaskFuture[int] = fut, gate: threading.Barrier = gate, got: dict[str, bool] = got
+        ) -> None:
+            gate.wait(WAIT)
+            got["cancel"] = fut.cancel()
+
+        thread = threading.Thread(target=cancel)
+        thread.start()
+        gate.wait(WAIT)
+        got["run"] = fut.set_running_or_notify_cancel()
+        thread.join(WAIT)
+        assert got["cancel"] != got["run"], got
+        if got["run"]:
+            assert fut.running()
+            fut.set_result(1)
+            assert fut.result(0) == 1
+        else:
+            assert fut.cancelled() and fut._state == CANCELLED_AND_NOTIFIED
+
+
+@pytest.mark.parametrize("how", ["result", "exception"])
+def test_wait_registering_during_a_settle_is_never_missed(how: str) -> None:
+    """wait(FIRST_COMPLETED) racing a lock-free settle returns the future, never times out."""
+    for k in range(RACES):
+        fut: SubmittedItem = SubmittedItem()
+        assert fut.set_running_or_notify_cancel()
+        gate = threading.Barrier(2)
+        got: list[object] = []
+
+        def wait(
+            fut: SubmittedItem = fut, gate: threading.Barrier = gate, got: list[object] = got
+        ) -> None:
+            gate.wait(WAIT)
+            got.append(concurrent.futures.wait([fut], WAIT, FIRST_COMPLETED).done)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        gate.wait(WAIT)
+        if how == "result":
+            fut.set_result(k)
+        else:
+            fut.set_exception(Boom(k))
+        thread.join(WAIT)
+        assert got == [{fut}], k
+        assert fut._waiters == [] and no_sleeper_left(fut)
+
+
+def test_callback_added_during_a_settle_runs_exactly_once() -> None:
+    """add_done_callback racing a lock-free set_result: the callback runs once, seeing it done."""
+    for k in range(RACES):
+        fut: SubmittedItem = SubmittedItem()
+        assert fut.set_running_or_notify_cancel()
+        gate = threading.Barrier(2)
+        calls: list[object] = []
+
+        def add(
+            fut: SubmittedItem = fut, gate: threading.Barrier = gate, calls: list[object] = calls
+        ) -> None:
+            gate.wait(WAIT)
+            fut.add_done_callback(lambda f: calls.append(f.result(0)))
+
+        thread = threading.Thread(target=add)
+        thread.start()
+        gate.wait(WAIT)
+        fut.set_result(k)
+        thread.join(WAIT)
+        assert calls == [k]
+
+
+def test_as_completed_racing_settles_yields_each_once() -> None:
+    """as_completed() over futures settled meanwhile by another thread yields all, once."""
+    futures = [SubmittedItem() for _ in range(200)]
+
+    def settle_all() -> None:
+        for k, fut in enumerate(futures):
+            assert fut.set_running_or_notify_cancel()
+            fut.set_result(k)
+
+    thread = threading.Thread(target=settle_all)
+    thread.start()
+    got = list(concurrent.futures.as_completed(futures, timeout=WAIT))
+    thread.join(WAIT)
+    assert sorted(f.result(0) for f in got) == list(range(200))
+    assert all(f._waiters == [] for f in futures)
+
+
+@pytest.mark.parametrize("cls", [TaskFuture, SubmittedItem], ids=["task", "item"])
+def test_set_exception_none_counts_as_an_exception_for_wait(cls: FutureClass) -> None:
+    """As with the stock future, set_exception(None) ends wait(FIRST_EXCEPTION) at once."""
+    for running in (False, True):
+        futures = [cls(), Future()]
+        waiter = Waiter(
+            lambda futures=futures: concurrent.futures.wait(futures, WAIT, FIRST_EXCEPTION)
+        ).wait_blocked()
+        if running:
+            assert futures[0].set_running_or_notify_cancel()
+        futures[0].set_exception(None)
+        kind, got = waiter.finish()
+        assert kind == "returned" and got == ({futures[0]}, {futures[1]})
+
+
+def test_running_twice_is_refused_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A second set_running_or_notify_cancel raises RuntimeError and logs, as the stock one."""
+    fut: TaskFuture[int] = TaskFuture()
+    assert fut.set_running_or_notify_cancel()
+    with (
+        caplog.at_level(logging.CRITICAL, logger="concurrent.futures"),
+        pytest.raises(RuntimeError, match="unexpected state"),
+    ):
+        fut.set_running_or_notify_cancel()
+    assert "unexpected state" in caplog.text and fut.running()
+
+
+# -- a submitted WorkItem: its first waiter's sleeper is made with it ---------------------------
+
+
+def test_submitted_item_first_waiter_uses_the_ready_sleeper() -> None:
+    """The first waiter blocks on the sleeper made with the item; later ones on their own."""
+    fut = SubmittedItem()
+    spare = fut.__dict__["_spare"]
+    assert fut._sleepers == [spare]
+    first = Waiter(lambda: fut.result(WAIT)).wait_blocked()
+    assert "_spare" not in fut.__dict__
+    second = Waiter(lambda: fut.result(WAIT)).wait_blocked()
+    assert len(fut._sleepers) == 2 and fut._sleepers[0] is spare
+    assert fut.set_running_or_notify_cancel()
+    fut.set_result(5)
+    assert first.finish() == ("returned", 5) and second.finish() == ("returned", 5)
+    assert not fut._sleepers
+
+
+def test_submitted_item_waiter_timing_out_gives_its_sleeper_up() -> None:
+    """A first waiter that times out unregisters the ready sleeper; a later one still wakes."""
+    fut = SubmittedItem()
+    with pytest.raises(TimeoutError):
+        fut.result(timeout=0.01)
+    assert fut._sleepers == [] and "_spare" not in fut.__dict__
+    later = Waiter(lambda: fut.result(WAIT)).wait_blocked()
+    fut.set_result(6)
+    assert later.finish() == ("returned", 6) and not fut._sleepers
+
+
+def test_submitted_item_never_waited_on_keeps_nothing_registered() -> None:
+    """Settled with nobody waiting, the ready sleeper is released and dropped."""
+    fut = SubmittedItem()
+    spare = fut.__dict__["_spare"]
+    assert fut.set_running_or_notify_cancel()
+    fut.set_result(7)
+    assert not fut._sleepers and not spare.locked()
+    assert fut.result() == 7
+
+
+def test_a_map_item_has_no_ready_sleeper() -> None:
+    """An item made with waited=False (map's) registers nothing until someone waits."""
+    fut: WorkItem[int] = WorkItem(0.0, None, False)
+    assert fut.__dict__ == {} and not fut._sleepers
+    waiter = Waiter(lambda: fut.result(WAIT)).wait_blocked()
+    fut.set_result(8)
+    assert waiter.finish() == ("returned", 8) and not fut._sleepers

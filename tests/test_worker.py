@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 import respool
+from respool._future import WorkItem
 from respool.worker import WorkerPool
 from tests.conftest import (
     Abort,
@@ -1934,3 +1935,120 @@ def test_stats_snapshot_is_frozen_and_exports_as_dict(
     assert exported["name"] == "stats" and exported["completed"] == 1
     assert exported["workers"] == 2
     assert_accounts(stats)
+
+
+# -- the hot loop: pools with nothing to do around a task ------------------------------------------
+
+
+def plain(life: Life) -> respool.Lifecycle[Owned]:
+    """A lifecycle with no reset and no check: its workers run tasks in the hot loop."""
+    return life.lifecycle(check=False, reset=False)
+
+
+def test_hot_loop_runs_tasks_counts_them_and_keeps_its_resource(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """Without reset/check, tasks run back to back on one resource; stats count each at once."""
+    pool = WorkerPool(plain(life), 1)
+    pools.append(pool)
+    for k in range(50):
+        assert pool.submit(use, k).result(WAIT) == k
+        stats = pool.stats()
+        assert (stats.completed, stats.busy, stats.queued) == (k + 1, 0, 0)
+    with pytest.raises(Boom):
+        pool.submit(lambda res: (_ for _ in ()).throw(Boom())).result(WAIT)
+    assert pool.submit(ident).result(WAIT)[0] == life.made[0].n  # a plain error keeps it
+    stats = pool.stats()
+    assert (stats.completed, stats.failed, stats.created, stats.replaced) == (51, 1, 1, 0)
+
+
+def test_hot_loop_abort_discards_the_resource(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """Abort means discard in the hot loop too: the next task gets a new resource."""
+    pool = WorkerPool(plain(life), 1)
+    pools.append(pool)
+
+    def abort(res: Owned) -> None:
+        raise Abort()
+
+    first = pool.submit(ident).result(WAIT)
+    with pytest.raises(Abort):
+        pool.submit(abort).result(WAIT)
+    second = pool.submit(ident).result(WAIT)
+    assert first[0] != second[0] and first[1] == second[1]
+    assert life.made[0].destroyed
+    stats = pool.stats()
+    assert (stats.failed, stats.retired["abort"], stats.workers) == (1, 1, 1)
+
+
+def test_hot_loop_skips_cancelled_tasks_and_keeps_the_bound(
+    life: Life, pools: list[WorkerPool[Any]], gate: threading.Event
+) -> None:
+    """A bounded hot loop: cancelled queued tasks never run, free their slot, count once."""
+    pool = WorkerPool(plain(life), 1, max_pending=2, on_full="reject")
+    pools.append(pool)
+    started = threading.Event()
+    pool.submit(blocked(started, gate))
+    assert started.wait(WAIT)
+    a = pool.submit(use, "a")
+    b = pool.submit(use, "b")
+    assert a.cancel()
+    c = pool.submit(use, "c")
+    with pytest.raises(respool.PoolFull):
+        pool.submit(use, "d")
+    gate.set()
+    assert (b.result(WAIT), c.result(WAIT)) == ("b", "c")
+    stats = pool.stats()
+    assert (stats.completed, stats.cancelled, stats.rejected, stats.queued) == (3, 1, 1, 0)
+
+
+def test_hot_loop_hands_over_to_drain_and_resize(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """Workers idle in the hot loop heed drain() and resize(); no task is lost meanwhile."""
+    pool = WorkerPool(plain(life), 2)
+    pools.append(pool)
+    assert [pool.submit(use, k).result(WAIT) for k in range(10)] == list(range(10))
+    wait_until(lambda: len(life.made) == 2, WAIT)
+    pool.drain()
+    wait_until(lambda: pool.stats().retired["drain"] == 2, WAIT)
+    futures = [pool.submit(use, k) for k in range(100)]
+    pool.resize(1)
+    assert [f.result(WAIT) for f in futures] == list(range(100))
+    wait_until(lambda: pool.stats().workers == 1, WAIT)
+    assert pool.submit(use, "after").result(WAIT) == "after"
+    stats = pool.stats()
+    assert stats.completed == 111 and stats.resources == 1
+
+
+def test_hot_loop_task_draining_its_own_pool_gets_a_new_resource_next(
+    life: Life, pools: list[WorkerPool[Any]]
+) -> None:
+    """drain() from inside a hot-loop task: that task finishes, then its resource goes."""
+    pool = WorkerPool(plain(life), 1)
+    pools.append(pool)
+
+    def drain_own(res: Owned) -> int:
+        pool.drain()
+        return res.n
+
+    first = pool.submit(drain_own).result(WAIT)
+    wait_until(lambda: pool.stats().retired["drain"] == 1, WAIT)
+    assert pool.submit(ident).result(WAIT)[0] != first
+
+
+def test_map_items_do_not_carry_a_ready_sleeper(life: Life, pools: list[WorkerPool[Any]]) -> None:
+    """map's tasks are made without submit's ready sleeper; results still arrive in order."""
+    pool = WorkerPool(plain(life), 2, max_pending=4)
+    pools.append(pool)
+    made: list[WorkItem[Any]] = []
+    real = WorkItem.__init__
+
+    def spy(self: WorkItem[Any], *args: Any) -> None:
+        real(self, *args)
+        made.append(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WorkItem, "__init__", spy)
+        assert list(pool.map(use, range(20))) == list(range(20))
+        pool.submit(use, 1).result(WAIT)
+    assert len(made) == 21
+    assert all("_spare" not in item.__dict__ for item in made[:20])
+    assert not made[20]._sleepers  # submit's: its sleeper was used, then dropped

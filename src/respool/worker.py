@@ -27,10 +27,16 @@ This module is a thin threaded shell over two I/O-free cores, which make every d
 *Tasks* travel through one ``queue.SimpleQueue`` (written in C: the cheapest hand-off between
 threads the standard library has), each as a tuple of its future and what to run. The future
 is a :class:`~respool._future.WorkItem`, which is also the admission core's ticket, so a submit
-builds two small objects. Admission moves are made under one lock, shared by submitters,
-``shutdown`` and the workers of a bounded pool; tasks are put on the queue only under it, in
-the order the core admits them, so all of them precede the stop markers ``shutdown`` puts
-after closing, and draining workers run them all.
+builds two small objects (and its first waiter's sleeper). Marking a future running and
+settling it take no lock (see :mod:`respool._future`). Admission moves are made under one
+lock, shared by submitters, ``shutdown`` and the workers of a bounded pool; tasks are put on
+the queue only under it, in the order the core admits them, so all of them precede the stop
+markers ``shutdown`` puts after closing, and draining workers run them all.
+
+*The hot path*: a worker with a live resource, no timed health rule and nothing to do around
+a task (no ``reset``, ``check``, wear rule, ``drain`` or ``resize``) runs its tasks in a loop
+of its own (:meth:`_Runner.serve`) that does only what a task needs, and leaves everything
+else to the general loop. ``submit`` finds what it uses bound on the pool itself.
 
 *The bound* (``max_pending``) is the core's count of queued tasks, cancelled ones excepted.
 A worker of a bounded pool reports each task it dequeues to the core under the lock, so the
@@ -530,7 +536,12 @@ class _Runner(Generic[T]):
         try:
             while True:
                 if self.vitals is not None:
-                    item = self.wait_timed() if timed else get()
+                    if timed:
+                        item = self.wait_timed()
+                    elif me.cleanup:
+                        item = get()
+                    else:
+                        item = self.serve()
                 elif me.leaving or (shared.surplus and self.claim_place()):
                     break
                 elif shared.stopping.is_set():
@@ -590,6 +601,77 @@ class _Runner(Generic[T]):
             me.alive = False
             if shared.watchers:
                 shared.notify_moved()
+
+    def serve(self) -> _Item | _Control | None:
+        """Run tasks back to back, for as long as running them is all there is to do.
+
+        The hot path of every task, written out rather than built from the general loop's
+        steps: with a live resource, no timed health rule and nothing to do around a task
+        (``cleanup`` false: no ``reset``, ``check`` or wear rule, no ``drain`` or ``resize``
+        yet), a task needs only its take reported (bounded pool), its future marked running,
+        its function run and its future settled. Returns what needs more to ``run``: a
+        marker, or a task met once ``cleanup`` is on (untouched: ``run`` takes it from
+        there); or ``_AGAIN`` after a task that ended with ``cleanup`` on, or that cost the
+        resource (abort means discard).
+        """
+        shared = self.shared
+        me = self.me
+        get = shared.queue.get
+        resource = self.resource
+        bounded = shared.bounded
+        lock = shared.lock
+        taken = shared.admission.taken
+        admit = shared.admit
+        while True:
+            item = get()
+            if not item or me.cleanup:
+                return item
+            task, fn, args, kwargs = item
+            if bounded:
+                # The bound must stay exact: report the take at once, under the lock.
+                with lock:
+                    served = taken(task)
+                    me.holding = True
+                    if served:
+                        admit(served)
+                if served:
+                    _wake(served)
+            else:
+                me.holding = True  # unreported: the queue's length is the count
+            if shared.watchers:  # after ``holding``: see _Shared (publish, then look)
+                shared.notify_moved()
+            if not task.set_running_or_notify_cancel():
+                me.cancelled += 1
+                me.holding = False
+                del item, task, fn, args, kwargs
+                if me.cleanup:
+                    self.skipped()
+                    return _AGAIN
+                continue
+            try:
+                result = fn(resource, *args, **kwargs)
+            except BaseException as exc:
+                del item, fn, args, kwargs
+                if self.failed(task, exc):
+                    return _AGAIN
+                del exc
+            else:
+                # Counted before the settle: a caller holding the result sees it counted.
+                me.completed += 1
+                me.holding = False
+                try:
+                    task.set_result(result)
+                except BaseException as exc:  # from a done callback: the worker survives it
+                    if reaches_caller(exc, in_caller=False):  # pragma: no cover - never here
+                        raise
+                    log.exception("pool %r: a done callback raised", shared.name)
+                # What the task ran with is dropped after the settle, not before: the caller
+                # it woke needs the interpreter lock this thread holds meanwhile.
+                del item, fn, args, kwargs, result
+            del task
+            if me.cleanup:  # ``drain`` or ``resize`` came during the task
+                self.after_task()
+                return _AGAIN
 
     def wait_timed(self) -> _Item | _Control | None:
         """Wait for work until the earliest deadline of the resource; at a deadline, do what
@@ -690,26 +772,16 @@ class _Runner(Generic[T]):
         if not task.set_running_or_notify_cancel():
             me.cancelled += 1
             me.holding = False
-            vitals = self.vitals
-            if me.cleanup and vitals is not None and self.rules.stale(vitals):
-                self.retire(DRAIN)  # a drain marker may have passed it by while it held this
+            if me.cleanup:
+                self.skipped()
             return
         if me.cleanup:
             self.rules.before_use(self.vitals)  # type: ignore[arg-type]
         try:
             result = fn(self.resource, *args, **kwargs)
         except BaseException as exc:
-            me.failed += 1
-            me.holding = False
             del fn, args, kwargs
-            self.settle(task.set_exception, exc)
-            if discards(type(exc)):
-                # Abort means discard: the task was cut short, so its resource may be half-way
-                # through something; it never serves another task. The worker carries on.
-                del exc
-                self.retire(ABORT)
-                if self.shared.surplus:
-                    self.claim_place()
+            if self.failed(task, exc):
                 return
             del exc
         else:
@@ -725,6 +797,30 @@ class _Runner(Generic[T]):
             del result
         if me.cleanup:
             self.after_task()
+
+    def skipped(self) -> None:
+        """After a task found cancelled, with ``cleanup`` on: a drain marker may have passed
+        this worker by while it held the task; retire the resource if it is stale."""
+        vitals = self.vitals
+        if vitals is not None and self.rules.stale(vitals):
+            self.retire(DRAIN)
+
+    def failed(self, task: _Task, exc: BaseException) -> bool:
+        """A task raised *exc*: count it and settle its future with it. True if the resource
+        was discarded: abort means discard (the task was cut short, so its resource may be
+        half-way through something; it never serves another task). The worker carries on."""
+        me = self.me
+        me.failed += 1
+        me.holding = False
+        self.settle(task.set_exception, exc)
+        abort = discards(type(exc))
+        del exc, task
+        if not abort:
+            return False
+        self.retire(ABORT)
+        if self.shared.surplus:
+            self.claim_place()
+        return True
 
     def settle(self, setter: Callable[[Any], None], value: object) -> None:
         """Settle a future; a done callback's error is logged, never lets the worker die."""
@@ -1034,6 +1130,7 @@ class WorkerPool(Generic[T]):
             cleanup=bool(lifecycle.reset is not None or rules.wears or lifecycle.check is not None),
         )
         self._shared = shared
+        self._bind()
         with _live_lock:
             _live.add(shared)
         weakref.finalize(self, shared.abandon).atexit = False
@@ -1043,6 +1140,15 @@ class WorkerPool(Generic[T]):
         except BaseException:
             shared.shutdown(wait=True, cancel_pending=True)
             raise
+
+    def _bind(self) -> None:
+        """Keep what ``submit`` uses on the pool itself: its hot path then does without a
+        lookup through the shared state for each (again after a fork replaced them)."""
+        shared = self._shared
+        self._lock = shared.lock
+        self._nowait = shared.admission.submit_nowait
+        self._put = shared.queue.put
+        self._on_cancel = shared.on_cancel
 
     def _start(self, workers: list[_Worker], first: int) -> None:
         """Start a thread for each of *workers*, numbered from *first*. If one cannot start,
@@ -1130,12 +1236,11 @@ class WorkerPool(Generic[T]):
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        shared = self._shared
-        task: _Task = WorkItem(monotonic(), shared.on_cancel)
+        task: _Task = WorkItem(monotonic(), self._on_cancel)
         item = (task, fn, args, kwargs)
-        with shared.lock:
-            if shared.admission.submit_nowait(task):
-                shared.queue.put(item)
+        with self._lock:
+            if self._nowait(task):
+                self._put(item)
                 return task
         self._submit_slow(item, self._reject, self.timeout)
         return task
@@ -1230,7 +1335,7 @@ class WorkerPool(Generic[T]):
                     except StopIteration:
                         exhausted = True
                         break
-                    task: _Task = WorkItem(monotonic(), on_cancel)
+                    task: _Task = WorkItem(monotonic(), on_cancel, False)
                     self._submit_slow((task, fn, args, {}), False, _left(deadline))
                     pending.append(task)
                 if not pending:
@@ -1370,6 +1475,7 @@ class WorkerPool(Generic[T]):
         for worker in dead:
             worker.alive = False
         shared.workers = dead
+        self._bind()
 
 
 def _left(deadline: float | None) -> float | None:
