@@ -17,7 +17,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from respool._core.free_list import CREATE, PUT_DONE, Entry, FreeListCore, Todo, Waiter
+from respool._core.free_list import (
+    CREATE,
+    MAX_DOZE,
+    PUT_DONE,
+    Entry,
+    FreeListCore,
+    Todo,
+    Waiter,
+)
 
 
 def make_core(size: int, window: float, max_idle: int | None = None) -> FreeListCore[str]:
@@ -82,7 +90,8 @@ class FairnessMachine(RuleBasedStateMachine):
         if todo.outcome is not waiter:
             self.claim(waiter)
         elif waiter.recheck_at is not None:  # overtaken: dozes until due, unsignalled
-            assert waiter.recheck_at == waiter.since + self.core.window > self.now
+            due_at = waiter.since + self.core.window
+            assert self.now < waiter.recheck_at == min(due_at, self.now + MAX_DOZE)
             self.dozing.add(id(waiter))
 
     def take(self, grant: object) -> None:
@@ -270,6 +279,22 @@ def test_no_newcomer_overtakes_a_waiter_past_the_window(window: float) -> None:
     assert waiter.grant is entry and not waiter.queued and todo.wake == [waiter]
     late = core.request(window, "b").outcome
     assert isinstance(late, Waiter)
+
+
+@pytest.mark.parametrize(("window", "dozes_until"), [(0.001, 1.001), (10.0, 1.0 + MAX_DOZE)])
+def test_an_overtaken_waiter_dozes_until_due_or_max_doze(window: float, dozes_until: float) -> None:
+    """A roused waiter that finds nothing looks again when due, or after MAX_DOZE if sooner."""
+    core = make_core(1, window)
+    entry = core.request(1.0, None).outcome
+    assert isinstance(entry, Entry)
+    waiter = core.request(1.0, "w").outcome
+    assert isinstance(waiter, Waiter)
+    assert core.release(entry, 1.0).wake == [waiter]  # roused
+    assert core.request(1.0, None).outcome is entry  # overtaken
+    assert core.look(waiter, 1.0).outcome is waiter
+    assert waiter.woken and waiter.recheck_at == pytest.approx(dozes_until)
+    assert core.release(entry, 1.0).wake == []  # dozing: not roused again
+    assert core.look(waiter, dozes_until).outcome is entry
 
 
 def test_a_roused_waiter_that_is_cancelled_passes_its_chance_on() -> None:

@@ -70,6 +70,7 @@ __all__ = [
     "IDLE",
     "LEAK",
     "LIFETIME",
+    "MAX_DOZE",
     "PUT_DONE",
     "PUT_PUBLISHED",
     "PUT_REFUSED",
@@ -105,6 +106,9 @@ PUT_PUBLISHED: Final = 1
 PUT_REFUSED: Final = 2
 
 _keys = itertools.count(1)  # next() on it is atomic
+#: The longest an overtaken waiter dozes before it looks again (see ``FreeListCore.look``):
+#: the longest a resource may lie idle while its waiter dozes, with a wide window.
+MAX_DOZE: Final = 0.002
 _NEVER: Final = math.inf
 
 # Why a resource was retired (the keys of ``PoolStats.retired``): the reasons every pool
@@ -259,10 +263,10 @@ class FreeListCore(Generic[T]):
     the releasing thread nor a newcomer parks behind a sleeping thread: no lock convoy).
     Once the oldest waiter is due, entries are handed to waiters in arrival order and
     newcomers queue behind them, until no waiter is due. A roused waiter that finds nothing
-    left *dozes* until it is due (:meth:`look`) instead of being roused by every return: the
-    thread that returned an entry and asks again at once nearly always wins the race, and a
-    futile wake-up costs a thread switch. (An entry may then lie idle while its waiter
-    dozes, for the rest of that waiter's window at most.) ``overtakes`` counts the entries
+    left *dozes* until it is due, or ``MAX_DOZE`` at most (:meth:`look`), instead of being
+    roused by every return: the thread that returned an entry and asks again at once nearly
+    always wins the race, and a futile wake-up costs a thread switch. (An entry may then lie
+    idle while its waiter dozes, that long at most.) ``overtakes`` counts the entries
     newcomers took while someone waited, ``overtaken_wait_max`` the longest the oldest
     waiter had waited at such a moment (at most ``window``, by construction).
 
@@ -549,8 +553,10 @@ class FreeListCore(Generic[T]):
         when newcomers overtook it and it is not due yet, dozing until it is
         (``recheck_at``): a woken thread usually loses the race to the thread that returned
         the resource and asks again at once, so waking it at every return would cost a thread
-        switch each time for nothing. It dozes at most until it is due, when hand-offs become
-        strict: then a return goes to it as to any due waiter.
+        switch each time for nothing. It dozes until it is due, when hand-offs become
+        strict (then a return goes to it as to any due waiter), or for ``MAX_DOZE`` seconds
+        if that is sooner: what is returned meanwhile may lie idle that long, unless a
+        newcomer takes it.
         """
         todo: Todo[T] = Todo()
         if waiter.queued:
@@ -560,7 +566,7 @@ class FreeListCore(Generic[T]):
             due_at = waiter.since + self.window
             if waiter.queued and now < due_at:  # overtaken within the window: doze
                 waiter.woken = True
-                waiter.recheck_at = due_at
+                waiter.recheck_at = min(due_at, now + MAX_DOZE)
         else:
             todo.outcome = waiter.grant
         return todo
