@@ -209,3 +209,26 @@ def test_contended_threads_stay_within_the_window_and_lose_nothing(
     else:
         assert (stats.overtakes, stats.overtaken_wait_max) == (0, 0.0)
     pool.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_overtaken_waiter_gets_a_resource_nobody_else_takes(kind: str, tracker: Tracker) -> None:
+    """Overtaken once, a waiter dozes (not woken by returns) yet still gets a resource that
+    lies idle: it looks again within MAX_DOZE, even with a window of a minute."""
+    pool = build(kind, tracker, fairness_window=60.0)
+    lease = pool.acquire()
+    got: list[Res] = []
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    try:
+        waiter = waiting_thread(pool, got)
+        lease.release()  # rouses the waiter...
+        lease = pool.acquire(timeout=0)  # ...which this thread overtakes
+        wait_until(lambda: pool._core.waiters[0].recheck_at is not None)  # it dozes now
+    finally:
+        sys.setswitchinterval(before)
+    lease.release()  # no newcomer: the waiter must find it by itself
+    waiter.join(PATIENCE)
+    assert got and not waiter.is_alive()
+    assert pool.stats().overtakes == 1
+    pool.close()
