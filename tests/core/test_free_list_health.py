@@ -7,6 +7,7 @@ import pytest
 
 from respool._core.free_list import (
     CHECK,
+    CREATE,
     DRAIN,
     IDLE,
     LIFETIME,
@@ -26,6 +27,7 @@ def make_core(
     max_idle: int = 4,
     rules: Rules | None = None,
     leak_timeout: float | None = None,
+    window: float = 0.0,
 ) -> FreeListCore[str]:
     return FreeListCore(
         name="t",
@@ -36,6 +38,7 @@ def make_core(
         lifo=True,
         rules=rules,
         leak_timeout=leak_timeout,
+        window=window,
     )
 
 
@@ -215,6 +218,48 @@ def test_resize_down_retires_idle_now_and_lent_surplus_at_return() -> None:
     assert (core.size, len(core.idle)) == (2, 2)
     assert core.stats().retired[SURPLUS] == 2
     core.check_invariants()
+
+
+@pytest.mark.parametrize("how", ["filler", "caller"])
+def test_shrinking_ends_when_a_create_in_flight_produces_nothing(how: str) -> None:
+    """Resized down while a resource was being made, and that create failed: the pool is at
+    its size again, so returns go idle (they used to be retired as surplus for good)."""
+    if how == "filler":  # a FixedPool replacing a lost resource
+        core = make_core(min_size=2, max_size=2, max_idle=2)
+        prime(core, 2)
+        lent = lend(core, 0.0)
+        core.discard(lend(core, 0.0), 0.0)
+        assert core.start_fills(0.0) == 1
+    else:  # an ElasticPool caller creating for itself
+        core = make_core(min_size=0, max_size=2, max_idle=2)
+        prime(core, 1)
+        lent = lend(core, 0.0)
+        assert core.request(0.0, None).outcome is CREATE
+    core.resize(1.0, min_size=min(core.min_size, 1), max_size=1, max_idle=1)
+    assert core.shrinking and core.max_idle == 0
+    if how == "filler":
+        core.fill_failed(2.0, RuntimeError("down"))
+    else:
+        core.create_failed(2.0)
+    assert not core.shrinking and core.max_idle == 1
+    give_back(core, lent, 3.0)
+    assert (core.size, len(core.idle), core.stats().retired[SURPLUS]) == (1, 1, 0)
+    core.check_invariants()
+
+
+def test_idle_entries_a_waiter_will_take_set_no_housekeeping_deadline() -> None:
+    """Bounded fairness leaves an entry idle for a roused waiter: housekeeping leaves it to
+    the waiter, so it must not name it as due either (that would wake housekeeping in a
+    loop until the waiter takes it)."""
+    core = make_core(min_size=1, max_size=1, max_idle=1, rules=Rules(keepalive=1.0), window=9.0)
+    prime(core, 1)
+    lent = lend(core, 0.0)
+    waiter = core.request(0.0, "w").outcome
+    assert isinstance(waiter, Waiter)
+    give_back(core, lent, 0.5)  # idle, the waiter roused; its keepalive is due at 1.5
+    assert len(core.idle) == 1 and waiter.woken
+    assert not core.housekeep(5.0).check  # not taken out for a check while it is wanted
+    assert core.next_deadline(5.0) > 5.0
 
 
 def test_resize_up_owes_the_new_slots() -> None:

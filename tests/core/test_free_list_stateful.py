@@ -117,7 +117,9 @@ class FreeListMachine(RuleBasedStateMachine):
         for waiter in todo.wake:
             assert waiter in self.waiting
             assert id(waiter) not in self.signalled, "a wake-up signalled twice"
-            assert id(waiter) not in self.dozing, "a dozing waiter was signalled"
+            if id(waiter) in self.dozing:  # only to hand it a grant
+                assert not waiter.queued and waiter.grant is not None
+                self.dozing.discard(id(waiter))
             self.signalled.add(id(waiter))
         for entry in todo.destroy:
             assert entry.resource not in self.destroyed, "destroyed twice"
@@ -230,9 +232,11 @@ class FreeListMachine(RuleBasedStateMachine):
         """The filler finishes one slot; a failure puts back the ones it had not started."""
         self.filling -= 1
         if ok:
-            waiting = list(self.core.waiters)
-            todo = self.core.stock(next(self.names), self.tick(), owed=True)
-            if waiting:  # made for the first waiter, handed over unchecked
+            core = self.core
+            waiting = list(core.waiters)
+            over = core.max_size is not None and core.size + 1 > core.max_size
+            todo = core.stock(next(self.names), self.tick(), owed=True)
+            if waiting and not over:  # made for the first waiter, handed over unchecked
                 grant = waiting[0].grant
                 assert grant is not None
                 assert not isinstance(grant, Entry) or not self.core.needs_check(

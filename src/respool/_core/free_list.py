@@ -207,8 +207,8 @@ class Waiter(Generic[T]):
         self.queued = True
         #: Its wake-up is signalled and it has not looked since: a grant, or a *rouse* (an
         #: idle entry it may compete for, see :meth:`FreeListCore.look`), or it dozes (see
-        #: ``recheck_at``). A handle is signalled only while ``woken`` is False, and then
-        #: ``woken`` is set: at most one signal per look.
+        #: ``recheck_at``). A handle is signalled only while ``woken`` is False, or to hand
+        #: a dozing waiter a grant (which clears ``recheck_at``): at most one signal per look.
         self.woken = False
         #: Set while it dozes: overtaken once, it looks again at this time (when it becomes
         #: due) without being signalled.
@@ -672,6 +672,8 @@ class FreeListCore(Generic[T]):
         if self.creating <= self.owed:
             raise ValueError("create_failed() without a slot reserved for a caller")
         self.creating -= 1
+        if self.shrinking:
+            self._update_shrinking()
         if error:
             self.create_errors += 1
         todo: Todo[T] = Todo()
@@ -736,6 +738,8 @@ class FreeListCore(Generic[T]):
             self.creating -= unstarted  # nothing is owed to a closed pool
         else:
             self.owed += unstarted
+        if self.shrinking:
+            self._update_shrinking()
         self.create_errors += 1
         self.last_create_error = error
         self.backoff.failed(now, error)
@@ -906,7 +910,8 @@ class FreeListCore(Generic[T]):
                 # deadline (counting it would wake housekeeping in a loop until then).
                 if entry is not None and now < entry.expires_at < due:
                     due = entry.expires_at
-            for entry in self.idle:
+            # While anyone waits, what is idle is theirs (housekeeping leaves it alone).
+            for entry in () if self.waiters else self.idle:
                 due = min(due, entry.expires_at)
                 if rules.keepalive is not None:
                     due = min(due, max(entry.idle_since, entry.checked_at) + rules.keepalive)
@@ -945,6 +950,7 @@ class FreeListCore(Generic[T]):
         if self.closed:
             return todo
         self.min_size, self.max_size, self.max_idle = min_size, max_size, max_idle
+        self.idle_cap = max_idle
         if max_size is not None:  # owed slots beyond the new size are forgotten
             drop = min(self.owed, self.size + self.creating - max_size)
             if drop > 0:
@@ -954,12 +960,9 @@ class FreeListCore(Generic[T]):
             entry = self._take_idle(coldest=True)
             if entry is not None:
                 self._retire(entry, todo, now, SURPLUS, serve=False)
-        self.shrinking = max_size is not None and self.size + self.creating > max_size
         # While shrinking nothing goes idle (the lock-free put then refuses, and the move
         # under the lock retires the surplus); max_idle comes back once the surplus is gone.
-        self.idle_cap = max_idle
-        if self.shrinking:
-            self.max_idle = 0
+        self._update_shrinking()
         self._owe(todo)
         self._serve(todo, now)
         return todo
@@ -1003,14 +1006,14 @@ class FreeListCore(Generic[T]):
         self.closed = True
         self.creating -= self.owed
         self.owed = 0
+        if self.shrinking:
+            self._update_shrinking()
         while self.waiters:
             waiter = self.waiters.popleft()
             self._waiters_changed()
             waiter.grant = CLOSED
             waiter.queued = False
-            if not waiter.woken:
-                waiter.woken = True
-                todo.wake.append(waiter)
+            self._signal(waiter, todo)
         self._destroy_idle(todo, CLOSE)
         return todo
 
@@ -1240,8 +1243,15 @@ class FreeListCore(Generic[T]):
         wake-up is signalled already: a roused waiter finds the grant when it looks)."""
         self._waiters_changed()
         self._served(waiter, grant, now)
-        if not waiter.woken:
+        self._signal(waiter, todo)
+
+    def _signal(self, waiter: Waiter[T], todo: Todo[T]) -> None:
+        """Wake *waiter*, now served, unless its wake-up is signalled already. A dozing
+        waiter was not signalled (it sleeps until ``recheck_at``): it is now, so that a grant
+        never waits for the end of a doze."""
+        if not waiter.woken or waiter.recheck_at is not None:
             waiter.woken = True
+            waiter.recheck_at = None
             todo.wake.append(waiter)
 
     def _served(self, waiter: Waiter[T], grant: Entry[T] | _Token, now: float) -> None:
@@ -1257,15 +1267,20 @@ class FreeListCore(Generic[T]):
     def _destroy(self, entry: Entry[T], todo: Todo[T], reason: str) -> None:
         entry.owner = None  # retired: its end is no loss
         self.retired[reason] += 1
-        if self.shrinking and self.max_size is not None:
-            self.shrinking = self.size - 1 + self.creating > self.max_size
-            if not self.shrinking:
-                self.max_idle = self.idle_cap
         del self.live[entry.key]
         self.retired_uses += entry.uses
         self.size -= 1
         self.destroyed += 1
         todo.destroy.append(entry)
+        if self.shrinking:
+            self._update_shrinking()
+
+    def _update_shrinking(self) -> None:
+        """After ``resize()`` down, or once live plus reserved slots have fallen back to
+        ``max_size`` (a retirement, or a create that produced nothing): ``max_idle`` is 0
+        exactly while shrinking."""
+        self.shrinking = self.max_size is not None and self.size + self.creating > self.max_size
+        self.max_idle = 0 if self.shrinking else self.idle_cap
 
     def _owe(self, todo: Todo[T]) -> None:
         """Reserve, for the filler, every slot the pool lacks below ``min_size``."""
