@@ -505,18 +505,14 @@ class FreeListCore(Generic[T]):
         if self.closed:
             raise PoolClosed(f"pool {self.name!r} is closed")
         todo: Todo[T] = Todo()
-        waiters = self.waiters
-        if not waiters or not self._due(now):
-            entry = self._take_idle()
-            if entry is not None:
-                if waiters:
-                    self._overtook(now)
-                todo.outcome = entry
-                return todo
-            if not waiters and self._has_room():
-                self.creating += 1
-                todo.outcome = CREATE
-                return todo
+        entry = self.barge(now)
+        if entry is not None:
+            todo.outcome = entry
+            return todo
+        if not self.waiters and self._has_room():
+            self.creating += 1
+            todo.outcome = CREATE
+            return todo
         # Nothing at hand: if slots are owed, make sure the filler knows (a forked child's
         # pool owes its whole size until first used).
         todo.fill = self.owed > 0
@@ -761,18 +757,13 @@ class FreeListCore(Generic[T]):
             self._retire(entry, todo, now, DRAIN)
             return todo
         waiters = self.waiters
-        idle = self.idle
-        full = len(idle) >= self.max_idle
+        full = len(self.idle) >= self.max_idle
         if self._over_size() or (full and not waiters):
             self._retire(entry, todo, now, SURPLUS)
-        elif not waiters:
-            self._idle(entry, todo, now)
-        elif full or now - waiters[0].since >= self.window:
+        elif waiters and (full or self._due(now)):
             self._hand_over(entry, todo, now)
-        else:  # nobody is due: idle, and a waiter roused to compete for it
-            entry.idle_since = now
-            idle.append(entry)
-            self._rouse(todo)
+        else:  # idle; any waiter is roused to compete for it (see _serve)
+            self._idle(entry, todo, now)
         return todo
 
     def discard(self, entry: Entry[T], now: float, reason: str = ABORT) -> Todo[T]:

@@ -430,21 +430,15 @@ class _FreeListPool(Generic[T]):
         """An idle entry, a waiter's grant, or a resource made for this caller; None when
         *trying* found nothing. *failed*: an entry of this caller's that failed its check
         (*started*: when this caller began acquiring, its place in the line)."""
-        core = self._core
-        if failed is None:
-            # First without a wake-up lock: under contention most requests are served at once
-            # (see *Fairness* in the core), and only the ones that must wait pay for a lock.
-            with self._lock:
-                todo = core.request(self._clock(), None)
-            if todo.outcome is None and not trying:
-                self._perform(todo)  # (at most a call to the filler)
-                todo = self._request_waiting(deadline)
-        else:
-            handle = None if trying else self._wake_up_lock(deadline)
-            with self._lock:
+        handle = None if trying else self._wake_up_lock(deadline)
+        with self._lock:
+            core = self._core
+            if failed is None:
+                todo = core.request(self._clock(), handle)
+            else:
                 todo = core.check_failed(failed, self._clock(), handle, why, since=started)
-                if todo.outcome is None and not trying:
-                    core.note_timeout()
+            if todo.outcome is None and not trying:
+                core.note_timeout()
         try:
             self._perform(todo)
         except BaseException:
@@ -472,16 +466,6 @@ class _FreeListPool(Generic[T]):
         handle = threading.Lock()
         handle.acquire()
         return handle
-
-    def _request_waiting(self, deadline: float | None) -> Todo[T]:
-        """Request again, ready to wait this time (the first try found nothing)."""
-        handle = self._wake_up_lock(deadline)
-        with self._lock:
-            core = self._core
-            todo = core.request(self._clock(), handle)
-            if todo.outcome is None:
-                core.note_timeout()
-        return todo
 
     def _park(
         self, waiter: Waiter[T], timeout: float | None, deadline: float | None
