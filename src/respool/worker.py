@@ -525,12 +525,8 @@ class _Runner(Generic[T]):
         shared = self.shared
         me = self.me
         get = shared.queue.get
-        lock = shared.lock
-        taken = shared.admission.taken
-        admit = shared.admit
         check = self.check
         supply = self.supply
-        bounded = shared.bounded
         timed = self.rules.timed
         item: _Item | _Control | None
         try:
@@ -573,21 +569,7 @@ class _Runner(Generic[T]):
                     if self.control(item):
                         break
                     continue
-                if bounded:
-                    # The bound must stay exact: report the take at once, under the lock.
-                    with lock:
-                        served = taken(item[0])
-                        me.holding = True
-                        if served:
-                            admit(served)
-                    if served:
-                        _wake(served)
-                else:
-                    # Nothing to keep exact: the take goes unreported (the queue's length is
-                    # the count), and the round trip does without a lock.
-                    me.holding = True
-                if shared.watchers:
-                    shared.notify_moved()
+                self.hold(item[0])
                 vitals = self.vitals
                 if (vitals is not None and (check is None or vitals.trusted)) or self.prepare(
                     item[0]
@@ -601,6 +583,27 @@ class _Runner(Generic[T]):
             me.alive = False
             if shared.watchers:
                 shared.notify_moved()
+
+    def hold(self, task: _Task) -> None:
+        """This worker has just dequeued *task*: it holds it now. A bounded pool's worker
+        reports the take at once, under the lock, so that the bound stays exact (and admits
+        a blocked submitter into the freed slot); an unbounded pool's goes unreported (the
+        queue's length is the count) and the round trip does without a lock. Watchers are
+        told after ``holding`` is set (see ``_Shared``: publish, then look)."""
+        shared = self.shared
+        me = self.me
+        if shared.bounded:
+            with shared.lock:
+                served = shared.admission.taken(task)
+                me.holding = True
+                if served:
+                    shared.admit(served)
+            if served:
+                _wake(served)
+        else:
+            me.holding = True
+        if shared.watchers:
+            shared.notify_moved()
 
     def serve(self) -> _Item | _Control | None:
         """Run tasks back to back, for as long as running them is all there is to do.
@@ -618,28 +621,12 @@ class _Runner(Generic[T]):
         me = self.me
         get = shared.queue.get
         resource = self.resource
-        bounded = shared.bounded
-        lock = shared.lock
-        taken = shared.admission.taken
-        admit = shared.admit
         while True:
             item = get()
             if not item or me.cleanup:
                 return item
             task, fn, args, kwargs = item
-            if bounded:
-                # The bound must stay exact: report the take at once, under the lock.
-                with lock:
-                    served = taken(task)
-                    me.holding = True
-                    if served:
-                        admit(served)
-                if served:
-                    _wake(served)
-            else:
-                me.holding = True  # unreported: the queue's length is the count
-            if shared.watchers:  # after ``holding``: see _Shared (publish, then look)
-                shared.notify_moved()
+            self.hold(task)
             if not task.set_running_or_notify_cancel():
                 me.cancelled += 1
                 me.holding = False
