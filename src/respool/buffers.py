@@ -13,20 +13,17 @@ It used to live in :mod:`respool.resources`, which still resolves the name for o
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 from types import TracebackType
 from typing import Final
 
 from respool import _fork, _validate
-from respool._core import policy
 from respool.resources import byte_buffers, refuse_exported
 from respool.stats import BufferStats, TransientStats
-from respool.transient import TransientPool
+from respool.transient import TransientPool, _put_back_after
 
 __all__ = ["DEFAULT_MAX_SIZE", "DEFAULT_MIN_SIZE", "BufferPool", "BufferStats"]
 
-log = logging.getLogger("respool")
 _names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
 
 #: Defaults: below 4 KiB, allocating is about as cheap as pooling (see ``respool tour``); above
@@ -248,18 +245,8 @@ class _BufferBorrow:
         del self._buf
         if exc_type is None:  # tested first: the common case pays for no policy call
             self._pool.put(buf)
-        elif policy.discards(exc_type):  # cancellation, KeyboardInterrupt, SystemExit
-            self._pool._abort(buf)
         else:
-            try:
-                self._pool.put(buf)
-            except Exception:  # never replace the exception that is propagating
-                log.warning(
-                    "pool %r: could not put back after %s",
-                    self._pool.name,
-                    exc_type.__name__,
-                    exc_info=True,
-                )
+            _put_back_after(self._pool, buf, exc_type)
 
 
 def _power_of_two(name: str, value: object) -> int:

@@ -143,7 +143,7 @@ from operator import itemgetter
 from time import monotonic
 from traceback import StackSummary
 from types import TracebackType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from respool import _debug, _fork, _validate
 from respool._core import policy
@@ -1015,9 +1015,20 @@ class _LeanBorrow(_Borrow[T]):
             _put_back_after(self._pool, obj, exc_type)
 
 
-def _put_back_after(pool: TransientPool[T], obj: T, exc_type: type[BaseException]) -> None:
+class _Borrowed(Protocol):
+    """What :func:`_put_back_after` needs of a pool (``TransientPool``, ``BufferPool``)."""
+
+    name: str
+
+    def put(self, obj: Any, /) -> None: ...
+
+    def _abort(self, obj: Any, /) -> None: ...
+
+
+def _put_back_after(pool: _Borrowed, obj: Any, exc_type: type[BaseException]) -> None:
     """A ``borrow()`` block raised *exc_type*: drop *obj* if the policy says the work on it
-    was interrupted, else put it back, never letting an error replace the one propagating."""
+    was interrupted, else put it back, never letting an error replace the one propagating.
+    (``BufferPool.borrow()`` ends the same way.)"""
     if policy.discards(exc_type):  # cancellation, KeyboardInterrupt, SystemExit
         pool._abort(obj)
         return
