@@ -86,6 +86,28 @@ def profiled(hook: Callable[[FrameType, str, Any], None]) -> Iterator[None]:
         sys.setprofile(None)
 
 
+class CollectOnEntering:
+    """A profile hook that runs one full collection, as if from another thread, the first
+    time this module's *function* is entered with its argument *local* non-empty; ``fired``
+    says whether it did."""
+
+    def __init__(self, function: str, local: str) -> None:
+        self.function = function
+        self.local = local
+        self.fired = False
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+        if (
+            not self.fired
+            and event == "call"
+            and frame.f_code.co_name == self.function
+            and frame.f_code.co_filename == TRANSIENT_FILE
+            and frame.f_locals.get(self.local)
+        ):
+            self.fired = True
+            gc.collect()
+
+
 def exited_thread_context(pool: TransientPool[Any], *objs: Any) -> contextvars.Context:
     """Put *objs* from a new thread; return a copy of its context after the thread exited."""
     box: list[contextvars.Context] = []
@@ -328,28 +350,15 @@ def test_victim_taken_by_a_get_racing_a_collection_is_counted_once() -> None:
     """A victim a racing get may still pop is counted once: as a hit or as dropped_gc, not both."""
     pool: TransientPool[Obj] = TransientPool(Obj)
     cached = Obj(1)
-    fired = False
-
-    def hook(frame: FrameType, event: str, arg: Any) -> None:
-        # Another thread runs a full collection just as this get enters _pop_usable(victim).
-        nonlocal fired
-        if (
-            not fired
-            and event == "call"
-            and frame.f_code.co_name == "_pop_usable"
-            and frame.f_code.co_filename == TRANSIENT_FILE
-            and frame.f_locals.get("lst")
-        ):
-            fired = True
-            gc.collect()
-
+    # Another thread runs a full collection just as this get enters _pop_usable(victim).
+    hook = CollectOnEntering("_pop_usable", "lst")
     with no_automatic_gc():
         pool.put(cached)
         gc.collect()  # cached is now a victim
         with profiled(hook):
             got = pool.get()
         stats = pool.stats()
-    assert fired
+    assert hook.fired
     # The collection empties the dropped list by pops, so it takes the object before this get
     # can: dropped and counted once, and the get is a miss.
     assert got is not cached
@@ -561,27 +570,14 @@ def test_hooked_get_survives_its_cache_being_retired_right_after_the_pop() -> No
 def test_collection_during_retirement_loses_no_object_uncounted() -> None:
     """A collection during retirement of an exited thread's cache loses no object uncounted."""
     pool: TransientPool[Obj] = TransientPool(Obj)
-    fired = False
-
-    def hook(frame: FrameType, event: str, arg: Any) -> None:
-        # A full collection in another thread just as _move starts filling shared.victim.
-        nonlocal fired
-        if (
-            not fired
-            and event == "call"
-            and frame.f_code.co_name == "_move"
-            and frame.f_code.co_filename == TRANSIENT_FILE
-            and frame.f_locals.get("source")
-        ):
-            fired = True
-            gc.collect()
-
+    # A full collection in another thread just as _move starts filling shared.victim.
+    hook = CollectOnEntering("_move", "source")
     with no_automatic_gc():
         exited_thread_context(pool, Obj(1), Obj(2))
         gc.collect()  # both are victims in the dead thread's cache
         with profiled(hook):
             stats = pool.stats()  # retires the dead cache
-    assert fired
+    assert hook.fired
     assert stats.gets == stats.hits == 0
     assert stats.idle + stats.dropped_gc == 2
 
