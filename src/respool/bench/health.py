@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from typing import Final
 
 from respool.bench._report import Column, Goal, Row, Table, rows_from
 from respool.bench._run import Context
 from respool.bench._timing import repeated
-from respool.bench.uncontended import FLOOR
+from respool.bench.uncontended import FLOOR, two_locks, with_acquire
 from respool.fixed import FixedPool
 
 __all__ = ["Server", "fault_drill", "keepalive_drill", "overhead", "run"]
@@ -67,33 +65,17 @@ class Server:
 def overhead(ctx: Context) -> Table:
     """ns per ``with pool.acquire():`` with no option, with check_after, with max_lifetime."""
     number, rounds = ctx.budget.n(200_000, 20), ctx.budget.rounds(7)
-    item = object()
-    locked: deque[object] = deque([item])
-    lock = threading.Lock()
     plain = FixedPool(object, size=1, name="bench-plain")
     checked = FixedPool(object, size=1, check=lambda r: True, check_after=60.0)
     aging = FixedPool(object, size=1, max_lifetime=3600.0)
 
-    def lock_each() -> None:
-        with lock:
-            x = locked.pop()
-        with lock:
-            locked.append(x)
-
-    def borrow(pool: FixedPool[object]) -> Callable[[], None]:
-        def op() -> None:
-            with pool.acquire():
-                pass
-
-        return op
-
     try:
         spreads = repeated(
             [
-                (FLOOR, lock_each),
-                (PLAIN, borrow(plain)),
-                ("FixedPool, check_after=60", borrow(checked)),
-                ("FixedPool, max_lifetime=3600", borrow(aging)),
+                (FLOOR, two_locks()),
+                (PLAIN, with_acquire(plain)),
+                ("FixedPool, check_after=60", with_acquire(checked)),
+                ("FixedPool, max_lifetime=3600", with_acquire(aging)),
             ],
             number,
             rounds,

@@ -43,7 +43,7 @@ FLOOR_GOAL: Final = 1.0
 PEER_GOAL: Final = 10.0
 
 
-def _with_acquire(pool: FixedPool[object] | ElasticPool[object]) -> Callable[[], None]:
+def with_acquire(pool: FixedPool[object] | ElasticPool[object]) -> Callable[[], None]:
     """One use as callers write it: an empty ``with pool.acquire():`` block."""
 
     def op() -> None:
@@ -76,11 +76,24 @@ def _get_put(borrower: _contenders.Borrower) -> Callable[[], None]:
     return op
 
 
+def two_locks() -> Callable[[], None]:
+    """The baseline: a ``Lock`` around ``deque.pop()``, another around ``append()``."""
+    locked: deque[object] = deque([object()])
+    lock = threading.Lock()
+
+    def op() -> None:
+        with lock:
+            x = locked.pop()
+        with lock:
+            locked.append(x)
+
+    return op
+
+
 def floors() -> list[tuple[str, Callable[[], object]]]:
     """The three floors: no lock, one lock, two locks (the baseline)."""
-    item = object()
-    bare: deque[object] = deque([item])
-    locked: deque[object] = deque([item])
+    bare: deque[object] = deque([object()])
+    locked: deque[object] = deque([object()])
     lock = threading.Lock()
 
     def no_lock() -> None:
@@ -90,13 +103,7 @@ def floors() -> list[tuple[str, Callable[[], object]]]:
         with lock:
             locked.append(locked.pop())
 
-    def two_locks() -> None:
-        with lock:
-            x = locked.pop()
-        with lock:
-            locked.append(x)
-
-    return [(FLOOR, two_locks), (BARE, no_lock), (ONE_LOCK, one_lock)]
+    return [(FLOOR, two_locks()), (BARE, no_lock), (ONE_LOCK, one_lock)]
 
 
 def run(ctx: Context) -> list[Table]:
@@ -114,9 +121,9 @@ def run(ctx: Context) -> list[Table]:
             borrowers.append(opener(1))
             cases.append((f"{name} get()+put()", _get_put(borrowers[-1])))
         cases += [
-            (FIXED, _with_acquire(fixed)),
+            (FIXED, with_acquire(fixed)),
             (TRYING, _with_try(trying)),
-            (ELASTIC, _with_acquire(elastic)),
+            (ELASTIC, with_acquire(elastic)),
         ]
         for name, opener in _contenders.PEERS.items():
             try:
@@ -190,7 +197,7 @@ def _debug_table(ctx: Context) -> Table:
     _debug.set_enabled(False)
     try:
         with FixedPool(object, size=1, name="bench-debug") as pool:
-            op = _with_acquire(pool)
+            op = with_acquire(pool)
             for round_number in range(1, rounds + 1):
                 for step, (name, on) in enumerate((("debug off", False), ("debug on", True))):
                     hook(2 * round_number - 1 + step, 2 * rounds, round_number, name)
