@@ -20,7 +20,6 @@ import random
 import sys
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -368,13 +367,13 @@ def test_victim_taken_by_a_get_racing_a_collection_is_counted_once() -> None:
 
 def test_drain_and_move_take_everything_in_one_go() -> None:
     """_drain and _move move every entry in one go: none is lost or left behind."""
-    source, into = deque([1, 2, 3]), [0]
+    source, into = [1, 2, 3], [0]
     transient._drain(source, into)
     assert (list(source), sorted(into)) == ([], [0, 1, 2, 3])
     shared = transient._Cache(None)
     shared.victim.append(0)
-    transient._move(deque([4, 5]), shared, victim=True)
-    transient._move(deque([6]), shared, victim=False)
+    transient._move([4, 5], shared, victim=True)
+    transient._move([6], shared, victim=False)
     assert (sorted(shared.victim), list(shared.primary)) == ([0, 4, 5], [6])
 
 

@@ -30,16 +30,18 @@ What the hot path costs
 -----------------------
 Without hooks, ``get`` is one Python call around a ContextVar read, a slot read and a ``pop``;
 ``put`` is one Python call around a ContextVar read, a slot read, its count (``+=`` on a slot,
-which makes a new int) and an ``append``. The lists are deques (see :class:`_Cache`): a
-``list`` that empties frees its storage, so a thread taking and returning one object paid a
-free and a malloc on every get+put, about a tenth of its cost. That is the floor of a
-per-thread cache written in Python: on CPython 3.11, timed with ``timeit`` with the statements
-inlined, the two Python calls alone cost about 2x a bare ``deque`` pop+append and get+put
-about 5.5x (about 3.4x when each side is wrapped in a function call, as a benchmark
-harness does). Going lower needs dispatch in C. A ``put`` found as a property whose getter is a
-ContextVar's ``get``, returning the thread's bound ``append``, would need a class per pool,
-lists that never change role, and the count moved to ``get``, for about a tenth; ``get``
-cannot leave Python, since a miss must call ``new()``. The ``with`` statement of
+which makes a new int) and an ``append``. That is about the floor of a per-thread cache
+written in Python: on CPython 3.11, timed with ``timeit`` with the statements inlined, the two
+Python calls alone cost about 2x a bare ``deque`` pop+append and get+put about 6x (about 3.5x
+when each side is wrapped in a function call, as a benchmark harness does). A ``list`` that
+empties frees its storage, so a thread taking and returning one object pays a free and a
+malloc on every get+put (about a tenth); ``deque`` caches avoid that, but with them the
+stress test of exact counts (threads racing collections, retirements and clears) lost a
+``put`` count now and then, so the caches stay lists. Going lower needs dispatch in C. A
+``put`` found as a property whose getter is a ContextVar's ``get``, returning the thread's
+bound ``append``, would need a class per pool, lists that never change role, and the count
+moved to ``get``, for about a tenth; ``get`` cannot leave Python, since a miss must call
+``new()``. The ``with`` statement of
 ``borrow()`` costs about as much as get+put by itself; ``borrow()`` adds three Python calls
 (``borrow``, ``__enter__``, ``__exit__``), with ``get`` and ``put`` inlined in them.
 
@@ -71,8 +73,8 @@ allocated. The design rests on three rules:
 The callback also takes no lock (a get or put interrupted on the same thread might hold it:
 deadlock), calls no user code (a ``destroy`` it would run is deferred to the pool's next miss or
 ``clear()``; only the finalizers of the objects it drops run, as when any reference goes),
-never mutates a dict another frame could be iterating, and allocates only empty lists and
-deques. It is installed once, when this module is imported.
+never mutates a dict another frame could be iterating, and allocates only empty lists. It is
+installed once, when this module is imported.
 
 It never compares objects
 -------------------------
@@ -135,7 +137,6 @@ import math
 import reprlib
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable
 from functools import partial, wraps
 from itertools import repeat, starmap
@@ -178,12 +179,6 @@ class _Cache:
     ``AttributeError`` of reading it (free to check for, inside a ``try``) sends callers to the
     slow path, which finds their live cache. Counters are written by the threads using the
     cache and summed by ``stats()``.
-
-    The two lists are deques: a ``list`` that empties frees its storage, and the next
-    ``append`` allocates it again, so a thread taking and returning one object paid a free and
-    a malloc on every get+put (see "What the hot path costs"). Like a list's, a deque's
-    ``pop`` and ``append`` are single C calls that never compare objects. The price is memory:
-    an empty deque takes about 760 bytes (a list 56), so a cache about 1.5 KiB.
     """
 
     __slots__ = (
@@ -201,8 +196,8 @@ class _Cache:
     )
 
     def __init__(self, mark: weakref.ref[_Mark] | None) -> None:
-        self.primary: deque[Any] = deque()  # deleted when the cache is retired
-        self.victim: deque[Any] = deque()
+        self.primary: list[Any] = []  # deleted when the cache is retired
+        self.victim: list[Any] = []
         #: The owning thread's marker; None for the shared store (which never dies).
         self.mark = mark
         self.puts = 0
@@ -230,15 +225,15 @@ class _Cache:
         for field in _COUNTERS:
             setattr(self, field, 0)
 
-    def retire(self) -> tuple[deque[Any], deque[Any]]:
+    def retire(self) -> tuple[list[Any], list[Any]]:
         """Detach and return (primary, victim); later users are sent to the slow path.
 
         No call and no allocation from the reads to the writes: no rotation in between."""
-        empty: deque[Any] = deque()
+        empty: list[Any] = []
         try:
             primary = self.primary
         except AttributeError:  # retired already
-            return empty, deque()
+            return empty, []
         victim = self.victim
         del self.primary
         self.victim = empty
@@ -257,7 +252,7 @@ _COUNTERS: Final = (
 )
 
 
-def _drain(source: deque[Any], into: list[Any]) -> None:
+def _drain(source: list[Any], into: list[Any]) -> None:
     """Move every entry of *source* to the end of *into*: atomic pops, all in one C call.
 
     The pops stop at the IndexError of an empty list, not at a sentinel: a sentinel would be
@@ -271,12 +266,11 @@ def _drain(source: deque[Any], into: list[Any]) -> None:
         pass
 
 
-def _move(source: deque[Any], target: _Cache, victim: bool) -> None:
+def _move(source: list[Any], target: _Cache, victim: bool) -> None:
     """Move every entry of *source* to *target*'s victim (or primary) list.
 
     The iterator is made first; from reading the target list to the end of the move there is
-    no call and no allocation of a tracked object (``extend`` is one C call; a deque's new
-    blocks are plain memory, which starts no collection), so no rotation can drop the target
+    no call and no allocation (``extend`` is one C call), so no rotation can drop the target
     list in between: the moved objects land in a live list (rule 3 of the module docstring).
     """
     if not source:
@@ -325,8 +319,8 @@ def _forget(key: int, caches: dict[int, _Cache], shared: _Cache, _ref: object) -
     _pools.pop(key, None)
     for cache in list(caches.values()):
         cache.retire()
-    shared.primary = deque()
-    shared.victim = deque()
+    shared.primary = []
+    shared.victim = []
 
 
 # -- the pool ------------------------------------------------------------------------------------
@@ -586,9 +580,8 @@ class TransientPool(Generic[T]):
         cache's primary list is read before its victim list: a rotation in between turns the
         primary into the victim, read twice, where the other order could miss a whole list.
         The search takes no lock, so puts and gets of other threads may run meanwhile. So each
-        deque is first copied by ``list()``, one C call that allocates nothing the collector
-        tracks once it iterates: an iterator kept across calls could meet a deque changed by
-        another thread or a rotation, and raise "deque mutated during iteration".
+        list is first copied by ``list()``, one C call: the search then never iterates a list
+        another thread or a rotation is changing.
         """
         aged = self._max_idle_time is not None
         present: set[int] = set()
@@ -635,7 +628,7 @@ class TransientPool(Generic[T]):
         cache.misses += 1
         return self._new()
 
-    def _pop_usable(self, lst: deque[Any] | None) -> Any:
+    def _pop_usable(self, lst: list[Any] | None) -> Any:
         """Pop entries from *lst* until one is usable; ``_MISSING`` when it runs out."""
         if lst is None:
             return _MISSING
@@ -776,7 +769,7 @@ class TransientPool(Generic[T]):
             except AttributeError:  # retired
                 continue
             old = cache.victim
-            cache.primary = deque()
+            cache.primary = []
             cache.victim = primary
             if old:
                 dropped: list[Any] = []
@@ -792,8 +785,8 @@ class TransientPool(Generic[T]):
         for cache in list(self._caches.values()):
             cache.retire()
         self._caches.clear()
-        self._shared.primary = deque()
-        self._shared.victim = deque()
+        self._shared.primary = []
+        self._shared.victim = []
         self._doomed.clear()
         self._shared.zero_counts()
         self._retired.zero_counts()
