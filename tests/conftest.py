@@ -24,6 +24,7 @@ from respool import _debug
 from respool._threads import filler
 from respool._threads.free_list import _FreeListPool
 from respool.stats import WorkerStats
+from tests.async_facade import LoopThread, PoolFacade
 
 
 @dataclass(eq=False)
@@ -123,26 +124,43 @@ def fairness(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_pool(kind: str, fairness: str, tracker: Tracker) -> Iterator[PoolFactory]:
-    """Build a pool of *capacity* resources of the parametrized kind and fairness, checked at
-    teardown.
+def shell() -> str:
+    """Which shell ``make_pool`` builds on: threads here; the behaviour suite runs both."""
+    return "threads"
+
+
+#: Facades over the asyncio pools of the running test (see ``settle``).
+_facades: list[PoolFacade] = []
+
+
+@pytest.fixture
+def make_pool(kind: str, fairness: str, shell: str, tracker: Tracker) -> Iterator[PoolFactory]:
+    """Build a pool of *capacity* resources of the parametrized kind, fairness and shell,
+    checked at teardown.
 
     A FixedPool holds exactly *capacity*; an ElasticPool may grow to *capacity* and keeps as
-    many idle. Either way a caller waits once *capacity* resources are in use.
+    many idle. Either way a caller waits once *capacity* resources are in use. An asyncio
+    pool comes behind a blocking facade (``tests/async_facade.py``), its loop in a thread.
     """
-    pools: list[_FreeListPool[Res]] = []
+    pools: list[Any] = []
+    runner = LoopThread() if shell == "asyncio" else None
 
     def make(capacity: int = 2, *, check: bool = True, **options: Any) -> _FreeListPool[Res]:
         lifecycle = options.pop("lifecycle", None) or tracker.lifecycle(check=check)
         options.setdefault("fairness", fairness)
-        pool: _FreeListPool[Res]
+        pool: Any
         if kind == "fixed":
-            pool = respool.FixedPool(lifecycle, size=capacity, **options)
+            cls: Any = respool.AsyncFixedPool if runner else respool.FixedPool
+            pool = cls(lifecycle, size=capacity, **options)
         else:
             options.setdefault("max_idle", capacity)
-            pool = respool.ElasticPool(lifecycle, max_size=capacity, **options)
+            cls = respool.AsyncElasticPool if runner else respool.ElasticPool
+            pool = cls(lifecycle, max_size=capacity, **options)
+        if runner is not None:
+            pool = PoolFacade(pool, runner)
+            _facades.append(pool)
         pools.append(pool)
-        return pool
+        return pool  # type: ignore[no-any-return]
 
     yield make
     try:
@@ -151,11 +169,17 @@ def make_pool(kind: str, fairness: str, tracker: Tracker) -> Iterator[PoolFactor
     finally:
         for pool in pools:
             pool.close()  # no pool left retrying a failing create behind later tests
+        _facades.clear()
+        if runner is not None:
+            runner.stop()
 
 
 def settle() -> None:
-    """Wait until the background filler has done what pools asked of it so far."""
+    """Wait until the background filler (and every asyncio pool's background task) has done
+    what pools asked of it so far."""
     assert filler.flush(5.0), "the filler did not catch up in 5 s"
+    for facade in _facades:
+        facade.settle()
 
 
 def assert_quiescent(pool: _FreeListPool[Any]) -> None:

@@ -14,9 +14,20 @@ import pytest
 
 import respool
 from respool.errors import LeaseError, PoolClosed, PoolFull, PoolTimeout
+from tests.async_facade import FacadeLease
 from tests.conftest import Abort, Boom, PoolFactory, Res, Tracker, settle, wait_until
 
 PATIENCE = 5.0
+#: A KeyboardInterrupt raised inside an event loop's callback stops the loop (asyncio's own
+#: rule), so these run on threads only; the asyncio form of an interrupt, cancellation, is
+#: tested in test_async_free_list.py.
+THREADS_ONLY = pytest.mark.parametrize("shell", ["threads"])
+
+
+@pytest.fixture(params=["threads", "asyncio"])
+def shell(request: pytest.FixtureRequest) -> str:
+    """Every behaviour here holds on both shells (the asyncio one behind a blocking facade)."""
+    return str(request.param)
 
 
 class Caller(threading.Thread):
@@ -79,7 +90,7 @@ def test_lease_release_by_hand(make_pool: PoolFactory) -> None:
     """acquire() returns a Lease that can be ended without a with block."""
     pool = make_pool(1)
     lease = pool.acquire()
-    assert isinstance(lease, respool.Lease)
+    assert isinstance(lease, respool.Lease | FacadeLease)
     assert lease.active
     res = lease.resource
     lease.release()
@@ -517,6 +528,7 @@ def test_failing_destroy_is_counted_and_logged_never_raised(
     assert "destroy raised" in caplog.text
 
 
+@THREADS_ONLY
 def test_keyboard_interrupt_in_check_destroys_and_propagates(
     make_pool: PoolFactory, tracker: Tracker
 ) -> None:
@@ -530,6 +542,7 @@ def test_keyboard_interrupt_in_check_destroys_and_propagates(
     assert res.destroyed
 
 
+@THREADS_ONLY
 def test_keyboard_interrupt_in_reset_destroys_and_propagates(
     make_pool: PoolFactory, tracker: Tracker
 ) -> None:
@@ -542,6 +555,7 @@ def test_keyboard_interrupt_in_reset_destroys_and_propagates(
     assert pool.stats().reset_errors == 1
 
 
+@THREADS_ONLY
 def test_keyboard_interrupt_in_create_frees_the_slot(
     make_pool: PoolFactory, tracker: Tracker, kind: str
 ) -> None:

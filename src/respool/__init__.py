@@ -14,16 +14,19 @@ Ready-made lifecycles for common resources live in :mod:`respool.resources`;
 
 from respool._debug import debug
 from respool.buffers import BufferPool
-from respool.elastic import ElasticPool
+from respool.elastic import AsyncElasticPool, ElasticPool
 from respool.errors import LeaseError, PoolClosed, PoolError, PoolFull, PoolTimeout, StillInUse
-from respool.fixed import FixedPool
-from respool.lease import Lease
+from respool.fixed import AsyncFixedPool, FixedPool
+from respool.lease import AsyncLease, Lease
 from respool.lifecycle import Lifecycle
 from respool.stats import BufferStats, PoolStats, TransientStats, WorkerStats
 from respool.transient import TransientPool
 from respool.worker import WorkerPool
 
 __all__ = [
+    "AsyncElasticPool",
+    "AsyncFixedPool",
+    "AsyncLease",
     "BufferPool",
     "BufferStats",
     "ElasticPool",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
+import math
 import threading
 import warnings
 import weakref
@@ -302,6 +303,120 @@ class FreeListShell(Generic[T]):
                 todos.append(core.give_back(outcome, now))
         for todo in todos:
             self._perform(todo, in_caller=False)
+
+    def _ask(
+        self,
+        handle: object | None,
+        failed: Entry[T] | None,
+        why: str,
+        started: float | None,
+        *,
+        trying: bool,
+    ) -> Entry[T] | Waiter[T] | _Token | None:
+        """One request to the core: what is at hand for this caller (see
+        :meth:`FreeListCore.request`), or, after its *failed* entry did not pass its check
+        (or was worn, *why*), what comes next at its place in the line (*started*). *handle*:
+        what to wake it with, None when it will not wait. *trying*: a ``try_acquire``, whose
+        finding nothing is no timeout."""
+        with self._lock:
+            core = self._core
+            if failed is None:
+                todo = core.request(self._clock(), handle)
+            else:
+                todo = core.check_failed(failed, self._clock(), handle, why, since=started)
+            if todo.outcome is None and not trying:
+                core.note_timeout()
+        try:
+            self._perform(todo)
+        except BaseException:
+            self._forgo(todo.outcome)  # a destroy was interrupted: strand nothing
+            raise
+        return todo.outcome
+
+    def _create_failed(self, *, error: bool = True) -> None:
+        """The slot reserved for this caller produced nothing (*error*: ``create`` raised)."""
+        with self._lock:
+            todo = self._core.create_failed(self._clock(), error=error)
+        self._perform(todo)
+
+    def _check_interrupted(self, entry: Entry[T]) -> None:
+        """A ``check`` was cut short (an interrupt, a cancellation): the resource's state is
+        unknown, so it is destroyed (abort means discard), and what the core offers this
+        caller instead goes to the next in line."""
+        with self._lock:
+            todo = self._core.check_failed(entry, self._clock(), None)
+        self._forgo(todo.outcome)
+        self._perform(todo)
+
+    def _lending(self, entry: Entry[T], now: float) -> None:
+        """*entry* is about to be lent at *now*: with ``leak_timeout``, start its clock and
+        record where it was acquired."""
+        if self._leak_timeout is not None:
+            entry.lent_at = now
+            entry.reported = False
+            if entry.trace is None:
+                entry.trace = _debug.capture_stack()
+
+    def _returning(self, entry: Entry[T]) -> float | None:
+        """*entry* comes back to be reset and reused: the time to stamp it with, or None
+        when it is not to be reset at all (another process's; or due for retirement, and
+        retired here)."""
+        core = self._core
+        if core.foreign(entry):
+            return None  # the parent's, in a forked child: not ours to reset
+        now = 0.0
+        if self._health:
+            now = self._clock()
+            if entry.reported:
+                log.warning(
+                    "pool %r: the lease reported as held too long came back after %.1f s",
+                    self.name,
+                    now - entry.lent_at,
+                )
+            reason = core.worn(entry, now)
+            if reason is not None:
+                self._throw_away(entry, reason)
+                return None
+        return now
+
+    def _put_back(self, entry: Entry[T], now: float) -> None:
+        """*entry*, reset if there is a ``reset``, goes back (it was returning at *now*)."""
+        if self._health:
+            entry.idle_since = now if self._reset is None else self._clock()
+        self._core.put_nowait(entry)
+
+    def _stock(self, resource: T, *, owed: bool = False) -> None:
+        """A resource made for the pool itself (priming; the filler: *owed*) goes in."""
+        with self._lock:
+            todo = self._core.stock(resource, self._clock(), owed=owed)
+        self._perform(todo, in_caller=not owed)
+
+    def _prime_failed(self, *, unmade: int) -> None:
+        """Priming failed with *unmade* reserved slots still empty (the failed one first):
+        the pool is closed, what it made is destroyed, the slots are given back."""
+        with self._lock:
+            core = self._core
+            todo = core.close()
+            core.create_failed(self._clock(), error=True)
+            for _ in range(unmade - 1):
+                core.create_failed(self._clock(), error=False)
+        self._perform(todo, in_caller=False)
+
+    def _keepalive_done(self, entry: Entry[T], alive: bool) -> None:
+        with self._lock:
+            done = self._core.keepalive_done(entry, self._clock(), alive=alive)
+        self._perform(done, in_caller=False)
+
+    def _next_tend(self) -> float | None:
+        """In how many seconds the background work is next due (the earliest health
+        deadline or create retry), or None."""
+        with self._lock:
+            core = self._core
+            now = self._clock()
+            due = core.next_deadline(now) if self._health else math.inf
+            if core.owed:
+                due = min(due, core.backoff.retry_at)
+        return None if due == math.inf else max(0.0, due - now)
 
     def _timed_out(self, timeout: float | None) -> PoolTimeout:
         """The error for a caller whose deadline passed: what it waited, what the pool had,

@@ -1,4 +1,4 @@
-"""``ElasticPool``: eventual reuse in a dynamic pool.
+"""``ElasticPool`` and ``AsyncElasticPool``: eventual reuse in a dynamic pool.
 
 Creates a resource whenever none is idle (up to ``max_size``) and, on return, keeps at most
 ``max_idle`` of them, destroying the surplus. Pick it when waiting for a resource costs more
@@ -7,14 +7,16 @@ than making one, and the pool only needs to absorb jumps in demand, not its peak
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 from respool import _validate
+from respool._asyncio.free_list import AsyncFreeListPool
+from respool._free_list_shell import FreeListShell
 from respool._threads.free_list import DEFAULT_TIMEOUT, _FreeListPool
 from respool.lifecycle import Lifecycle
 
-__all__ = ["ElasticPool"]
+__all__ = ["AsyncElasticPool", "ElasticPool"]
 
 T = TypeVar("T")
 
@@ -64,7 +66,34 @@ def _sizes(
     return int(max_idle), min_idle, max_size
 
 
-class ElasticPool(_FreeListPool[T]):
+class _Elastic(FreeListShell[T]):
+    """``resize(min_idle=, max_idle=, max_size=)``, the same for both shells."""
+
+    max_idle: int
+    min_idle: int
+    max_size: int | None
+
+    def resize(
+        self,
+        *,
+        min_idle: int = _KEEP,
+        max_idle: int = _KEEP,
+        max_size: int | None = _KEEP,
+    ) -> None:
+        """Change the sizes at run time (those not given stay); the same rules as in the
+        constructor. Growing ``min_idle`` creates in the background; shrinking destroys idle
+        surplus at once and lent surplus as it comes back, never taking from a holder."""
+        max_idle, min_idle, max_size = _sizes(
+            self.max_idle if max_idle is _KEEP else max_idle,
+            self.min_idle if min_idle is _KEEP else min_idle,
+            self.max_size if max_size is _KEEP else max_size,
+            max_idle_given=True,
+        )
+        self._resize(min_size=min_idle, max_size=max_size, max_idle=max_idle)
+        self.max_idle, self.min_idle, self.max_size = max_idle, min_idle, max_size
+
+
+class ElasticPool(_Elastic[T], _FreeListPool[T]):
     """A dynamic free list: create when empty, destroy surplus on return.
 
     ``create`` is a :class:`~respool.Lifecycle` or a bare callable plus ``reset=``,
@@ -157,21 +186,65 @@ class ElasticPool(_FreeListPool[T]):
             fairness_window=fairness_window,
         )
 
-    def resize(
+
+class AsyncElasticPool(_Elastic[T], AsyncFreeListPool[T]):
+    """The asyncio twin of :class:`ElasticPool`: the same options, rules and ``PoolStats``.
+
+    Callbacks may be plain or ``async def``; opening, loops, leases and cancellation are as
+    on :class:`~respool.AsyncFixedPool` (``open()`` creates ``min_idle`` resources). An
+    acquire that must create a resource awaits ``create`` itself, bounded by its timeout.
+    """
+
+    def __init__(
         self,
+        create: Lifecycle[Any] | Callable[[], T | Awaitable[T]],
         *,
-        min_idle: int = _KEEP,
-        max_idle: int = _KEEP,
-        max_size: int | None = _KEEP,
+        max_idle: int = _MAX_IDLE,
+        min_idle: int = 0,
+        max_size: int | None = None,
+        reset: Callable[[T], object] | None = None,
+        check: Callable[[T], object] | None = None,
+        destroy: Callable[[T], object] | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_waiting: int | None = None,
+        idle_timeout: float | None = None,
+        check_after: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
+        keepalive: float | None = None,
+        leak_timeout: float | None = None,
+        discard_on_error: bool = False,
+        order: str = "lifo",
+        fairness: str = "bounded",
+        fairness_window: float | None = None,
+        name: str | None = None,
     ) -> None:
-        """Change the sizes at run time (those not given stay); the same rules as in the
-        constructor. Growing ``min_idle`` creates in the background; shrinking destroys idle
-        surplus at once and lent surplus as it comes back, never taking from a holder."""
         max_idle, min_idle, max_size = _sizes(
-            self.max_idle if max_idle is _KEEP else max_idle,
-            self.min_idle if min_idle is _KEEP else min_idle,
-            self.max_size if max_size is _KEEP else max_size,
-            max_idle_given=True,
+            max_idle, min_idle, max_size, max_idle_given=max_idle is not _MAX_IDLE
         )
-        self._resize(min_size=min_idle, max_size=max_size, max_idle=max_idle)
-        self.max_idle, self.min_idle, self.max_size = max_idle, min_idle, max_size
+        self.max_idle = max_idle
+        self.min_idle = min_idle
+        self.max_size = max_size
+        super().__init__(
+            create,  # type: ignore[arg-type]
+            min_size=min_idle,
+            max_size=max_size,
+            max_idle=self.max_idle,
+            prime=min_idle,
+            reset=reset,
+            check=check,
+            destroy=destroy,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            discard_on_error=discard_on_error,
+            order=order,
+            name=name,
+            check_after=check_after,
+            max_lifetime=max_lifetime,
+            max_uses=max_uses,
+            idle_timeout=idle_timeout,
+            keepalive=keepalive,
+            leak_timeout=leak_timeout,
+            fairness=fairness,
+            fairness_window=fairness_window,
+        )

@@ -1,4 +1,4 @@
-"""``FixedPool``: eventual reuse in a static pool.
+"""``FixedPool`` and ``AsyncFixedPool``: eventual reuse in a static pool.
 
 A fixed number of resources, created up front and kept at that number: callers wait when all
 are in use. Pick it when a resource is expensive enough that waiting for one beats making
@@ -7,19 +7,35 @@ another, and a predictable footprint (say, connections a database will accept) m
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from respool import _validate
+from respool._asyncio.free_list import AsyncFreeListPool
+from respool._free_list_shell import FreeListShell
 from respool._threads.free_list import DEFAULT_TIMEOUT, _FreeListPool
 from respool.lifecycle import Lifecycle
 
-__all__ = ["FixedPool"]
+__all__ = ["AsyncFixedPool", "FixedPool"]
 
 T = TypeVar("T")
 
 
-class FixedPool(_FreeListPool[T]):
+class _Sized(FreeListShell[T]):
+    """``resize(size)``, the same for both shells."""
+
+    size: int
+
+    def resize(self, size: int) -> None:
+        """Hold *size* resources from now on. Growing creates the new ones in the background
+        (waiters get them); shrinking destroys idle ones at once and lent ones as they come
+        back, never taking a resource from its holder."""
+        size = _validate.integer("size", size, minimum=1)
+        self._resize(min_size=size, max_size=size, max_idle=size)
+        self.size = size
+
+
+class FixedPool(_Sized[T], _FreeListPool[T]):
     """A free list of exactly ``size`` resources, created in the constructor.
 
     ``create`` is a :class:`~respool.Lifecycle` or a bare callable plus ``reset=``,
@@ -112,10 +128,75 @@ class FixedPool(_FreeListPool[T]):
             fairness_window=fairness_window,
         )
 
-    def resize(self, size: int) -> None:
-        """Hold *size* resources from now on. Growing creates the new ones in the background
-        (waiters get them); shrinking destroys idle ones at once and lent ones as they come
-        back, never taking a resource from its holder."""
+
+class AsyncFixedPool(_Sized[T], AsyncFreeListPool[T]):
+    """The asyncio twin of :class:`FixedPool`: the same options, rules and ``PoolStats``.
+
+    ``create``, ``reset``, ``check`` and ``destroy`` may be plain or ``async def``. Nothing
+    is created in the constructor (it may run outside any event loop): ``await
+    pool.open()``, or ``async with pool:``, creates the ``size`` resources on the running
+    loop (a failure destroys the others and raises); a pool used before it is opened binds
+    to the loop of its first use and creates them in the background. The pool then belongs
+    to that loop; using it from another raises ``RuntimeError``.
+
+    ``async with pool.acquire(timeout=...) as resource:`` borrows a resource for a block;
+    ``lease = await pool.acquire()`` borrows it until ``await lease.release()`` or ``await
+    lease.discard()``. ``try_acquire()``, ``stats()``, ``resize()`` and ``drain()`` never
+    wait. ``await pool.close()`` (or the end of ``async with pool``) stops lending and waits
+    for the destroys it starts.
+
+    Cancellation never loses a resource: a task cancelled while waiting leaves the line
+    (a resource granted to it at that instant goes to the next waiter); cancelled, or timed
+    out, inside the ``async with`` block, its resource is destroyed, never reused (the
+    destroy does not delay the cancellation); cancelled while a ``check`` or ``reset``
+    runs, the resource is destroyed; while an async ``create`` runs for it, the create
+    goes on and its resource joins the pool. ``asyncio.wait_for`` and ``asyncio.timeout``
+    around ``acquire`` always bound it, and so does its own ``timeout``, even around a
+    slow async ``create`` or ``check``.
+    """
+
+    def __init__(
+        self,
+        create: Lifecycle[Any] | Callable[[], T | Awaitable[T]],
+        size: int = 4,
+        *,
+        reset: Callable[[T], object] | None = None,
+        check: Callable[[T], object] | None = None,
+        destroy: Callable[[T], object] | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_waiting: int | None = None,
+        check_after: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
+        keepalive: float | None = None,
+        leak_timeout: float | None = None,
+        discard_on_error: bool = False,
+        order: str = "lifo",
+        fairness: str = "bounded",
+        fairness_window: float | None = None,
+        name: str | None = None,
+    ) -> None:
         size = _validate.integer("size", size, minimum=1)
-        self._resize(min_size=size, max_size=size, max_idle=size)
         self.size = size
+        super().__init__(
+            create,  # type: ignore[arg-type]
+            min_size=size,
+            max_size=size,
+            max_idle=size,
+            prime=size,
+            reset=reset,
+            check=check,
+            destroy=destroy,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            discard_on_error=discard_on_error,
+            order=order,
+            name=name,
+            check_after=check_after,
+            max_lifetime=max_lifetime,
+            max_uses=max_uses,
+            keepalive=keepalive,
+            leak_timeout=leak_timeout,
+            fairness=fairness,
+            fairness_window=fairness_window,
+        )

@@ -9,20 +9,21 @@ resource that another caller now holds.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from asyncio import _get_running_loop
+from collections.abc import Callable, Generator
 from traceback import StackSummary
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from respool import _debug
 from respool._core import policy
-from respool._core.free_list import ABORT, ERROR
+from respool._core.free_list import ERROR
 from respool.errors import LeaseError, StillInUse
 
 if TYPE_CHECKING:
     from respool._core.free_list import Entry
 
-__all__ = ["DebugLease", "Lease"]
+__all__ = ["AsyncLease", "DebugLease", "Lease"]
 
 T = TypeVar("T")
 
@@ -115,7 +116,7 @@ class Lease(Generic[T]):
         if exc_type is None:
             self._pool._put(entry)
         elif policy.discards(exc_type, self._pool.discard_on_error):
-            self._pool._throw_away(entry, ERROR if issubclass(exc_type, Exception) else ABORT)
+            self._pool._throw_away(entry, policy.retirement(exc_type))
         else:
             try:
                 self._pool._put(entry)
@@ -202,3 +203,158 @@ class DebugLease(Lease[T]):
         if ended is not None:
             text += f"and ended at:\n{_debug.format_stack(ended)}"
         return text
+
+
+class _AsyncOwner(Protocol):
+    """What an asyncio lease needs from the pool it came from."""
+
+    name: str
+    discard_on_error: bool
+
+    #: The lock-free put, or None when giving back means awaiting ``_put_slow``.
+    _put: Callable[[Entry[Any]], object] | None
+
+    #: The loop it belongs to, its core, and whether a lend needs nothing but a take.
+    _loop: Any
+    _core: Any
+    _plain: bool
+
+    async def _acquire_slow(self, timeout: Any, entry: Entry[Any] | None) -> Entry[Any]: ...
+
+    async def _put_slow(self, entry: Entry[Any]) -> None: ...
+
+    def _throw_away(self, entry: Entry[Any], reason: str = ...) -> None: ...
+
+    async def _discard(self, entry: Entry[Any]) -> None: ...
+
+
+class _Pending:
+    """An ``AsyncLease``'s entry before it is acquired."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<not acquired yet>"
+
+
+_PENDING: Any = _Pending()
+
+
+class AsyncLease(Generic[T]):
+    """One resource borrowed from an asyncio pool (``AsyncFixedPool``, ``AsyncElasticPool``).
+
+    ``pool.acquire()`` returns the lease before anything is acquired, so that one object
+    serves both spellings: ``async with pool.acquire() as resource:`` acquires on entry and
+    ends the lease on exit, and ``lease = await pool.acquire()`` acquires and hands over the
+    lease, to end by ``await lease.release()`` or ``await lease.discard()`` (or with
+    ``async with lease``).
+
+    Ending rules are those of :class:`Lease`, with cancellation as the common abort: a body
+    cancelled (directly, or by ``asyncio.timeout``/``wait_for`` around it) or timed out
+    destroys the resource, without waiting for an async ``destroy`` (it runs as the pool's
+    own task), so the cancellation propagates at once.
+    """
+
+    __slots__ = ("_entry", "_pool", "_timeout")
+
+    _pool: _AsyncOwner
+    #: ``_PENDING`` until acquired, the entry while active, None once ended.
+    _entry: Any
+    _timeout: Any
+
+    @property
+    def resource(self) -> T:
+        """The borrowed resource; ``LeaseError`` before it is acquired or once it has ended."""
+        entry = self._entry
+        if entry is None:
+            raise self._ended("has ended")
+        if entry is _PENDING:
+            raise self._ended("is not acquired yet: await it, or use it with 'async with'")
+        return entry.resource  # type: ignore[no-any-return]
+
+    @property
+    def active(self) -> bool:
+        """True from acquisition until the lease is released or discarded."""
+        return self._entry is not None and self._entry is not _PENDING
+
+    def __await__(self) -> Generator[Any, None, AsyncLease[T]]:
+        return self._acquire().__await__()
+
+    async def _acquire(self) -> AsyncLease[T]:
+        if self._entry is not _PENDING:
+            raise self._ended("was acquired already")
+        await self.__aenter__()
+        return self
+
+    async def release(self) -> None:
+        """Give the resource back to be reset and reused. Ending a lease twice is an error."""
+        entry = self._end()
+        put = self._pool._put
+        if put is not None:
+            put(entry)
+        else:
+            await self._pool._put_slow(entry)
+
+    async def discard(self) -> None:
+        """Give the resource back to be destroyed (it is broken, or its state is unknown)."""
+        await self._pool._discard(self._end())
+
+    def _end(self) -> Entry[T]:
+        entry = self._entry
+        if entry is None or entry is _PENDING:
+            raise self._ended("has already ended" if entry is None else "is not acquired yet")
+        self._entry = None
+        return entry  # type: ignore[no-any-return]
+
+    def _ended(self, what: str) -> LeaseError:
+        return LeaseError(f"this lease from pool {self._pool.name!r} {what}")
+
+    def _history(self) -> str:
+        return ""
+
+    async def __aenter__(self) -> T:
+        entry = self._entry
+        if entry is not _PENDING:  # acquired by ``await`` already, or ended
+            return self.resource
+        pool = self._pool
+        entry = None
+        if _get_running_loop() is pool._loop:  # (else the slow path binds it, or refuses)
+            try:
+                entry = pool._core.take_nowait()
+            except IndexError:  # none idle
+                pass
+            if entry is not None and pool._plain:  # the hot path: nothing to check
+                entry.uses += 1
+                self._entry = entry
+                return entry.resource  # type: ignore[no-any-return]
+        entry = await pool._acquire_slow(self._timeout, entry)
+        self._entry = entry
+        return entry.resource  # type: ignore[no-any-return]
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        entry = self._entry
+        if entry is None:
+            return  # ended by hand inside the block: nothing left to do
+        self._entry = None
+        pool = self._pool
+        if exc_type is None:
+            put = pool._put
+            if put is not None:
+                put(entry)
+            else:
+                await pool._put_slow(entry)
+        elif policy.discards(exc_type, pool.discard_on_error):
+            # Not awaited: a cancelled task must not wait for an async destroy.
+            pool._throw_away(entry, policy.retirement(exc_type))
+        else:
+            await pool._put_slow(entry)
+
+    def __repr__(self) -> str:
+        entry = self._entry
+        state = "ended" if entry is None else "pending" if entry is _PENDING else "active"
+        return f"<AsyncLease {state} from pool {self._pool.name!r}>"

@@ -958,6 +958,14 @@ class FreeListCore(Generic[T]):
         self._serve(todo, now)
         return todo
 
+    def open_lazily(self) -> Todo[T]:
+        """A pool opened by its first use instead of by priming (an asyncio pool used before
+        ``open()``): every slot below ``min_size`` is owed to the filler, whose resources
+        reach the waiters in arrival order. Idempotent."""
+        todo: Todo[T] = Todo()
+        self._owe(todo)
+        return todo
+
     def forked(self) -> FreeListCore[T]:
         """The core a forked child starts with: the same settings, the next epoch, and
         nothing live. Entries of this core are foreign to it (see :meth:`foreign`)."""

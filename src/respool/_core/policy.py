@@ -3,9 +3,13 @@
 *Abort means discard.* A lease, a borrowed object or a worker's task that ends by a
 ``BaseException`` that is not an ``Exception`` (task cancellation, ``KeyboardInterrupt``,
 ``SystemExit``) was cut short mid-operation: its resource may hold an unread reply or a
-half-written record, so it is destroyed, never reused. An ordinary ``Exception`` leaves the
-resource in a known state, so it is reset and reused, unless the pool was told
-``discard_on_error``. A clean end resets and reuses.
+half-written record, so it is destroyed, never reused. So was one that ends by a
+``TimeoutError`` (``asyncio.timeout``, ``wait_for``, a socket timeout): the operation that timed
+out was abandoned half-way, and its reply may still arrive (the redis-py cancellation bug,
+CVE-2023-28858). A ``PoolTimeout`` is the exception: it says another pool had nothing to
+lend, not that this resource was interrupted. Any other ``Exception`` leaves the resource in
+a known state, so it is reset and reused, unless the pool was told ``discard_on_error``. A
+clean end resets and reuses.
 
 *A failing callback.* ``create``, ``reset``, ``check`` and ``destroy`` are user code and may
 raise anything. The pool first puts its own state right (the resource is destroyed or its slot
@@ -23,18 +27,29 @@ given back, the failure counted), then:
 
 from __future__ import annotations
 
-from respool.errors import StillInUse
+from respool._core.health import ABORT, ERROR
+from respool.errors import PoolError, StillInUse
 
-__all__ = ["discards", "reaches_caller"]
+__all__ = ["aborted", "discards", "reaches_caller", "retirement"]
+
+
+def aborted(exc_type: type[BaseException]) -> bool:
+    """Was the work that ended with *exc_type* cut short mid-operation (see above)?"""
+    if not issubclass(exc_type, Exception):
+        return True
+    return issubclass(exc_type, TimeoutError) and not issubclass(exc_type, PoolError)
 
 
 def discards(exc_type: type[BaseException] | None, discard_on_error: bool = False) -> bool:
     """Must a resource whose use ended with *exc_type* (None: cleanly) be destroyed?"""
     if exc_type is None:
         return False
-    if issubclass(exc_type, Exception):
-        return discard_on_error
-    return True
+    return discard_on_error or aborted(exc_type)
+
+
+def retirement(exc_type: type[BaseException]) -> str:
+    """Why a resource discarded after *exc_type* is retired: ``abort`` or ``error``."""
+    return ABORT if aborted(exc_type) else ERROR
 
 
 def reaches_caller(exc: BaseException, *, in_caller: bool = True) -> bool:

@@ -11,7 +11,6 @@ skips the lock altogether, through the core's non-blocking moves.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from _thread import LockType
 from collections.abc import Callable
@@ -36,6 +35,7 @@ __all__ = ["DEFAULT_FAIRNESS_WINDOW", "DEFAULT_TIMEOUT", "FROM_POOL"]
 T = TypeVar("T")
 
 log = logging.getLogger("respool")
+
 
 def _debug_lease(cls: type[Lease[Any]]) -> Lease[Any]:
     return object.__new__(DebugLease)
@@ -191,11 +191,7 @@ class _FreeListPool(FreeListShell[T]):
                 or not core.needs_check(entry, started, now)
                 or self._viable(entry, now)
             ):
-                if self._leak_timeout is not None:
-                    entry.lent_at = now
-                    entry.reported = False
-                    if entry.trace is None:
-                        entry.trace = _debug.capture_stack()
+                self._lending(entry, now)
                 return _lease(self, entry)
             # Due for retirement, or unviable: destroy it and go on at the head of the line
             # (a new resource needs no check, so a check that always fails cannot spin).
@@ -214,20 +210,7 @@ class _FreeListPool(FreeListShell[T]):
         *trying* found nothing. *failed*: an entry of this caller's that failed its check
         (*started*: when this caller began acquiring, its place in the line)."""
         handle = None if trying else self._wake_up_lock(deadline)
-        with self._lock:
-            core = self._core
-            if failed is None:
-                todo = core.request(self._clock(), handle)
-            else:
-                todo = core.check_failed(failed, self._clock(), handle, why, since=started)
-            if todo.outcome is None and not trying:
-                core.note_timeout()
-        try:
-            self._perform(todo)
-        except BaseException:
-            self._forgo(todo.outcome)  # a destroy was interrupted: strand nothing
-            raise
-        outcome = todo.outcome
+        outcome = self._ask(handle, failed, why, started, trying=trying)
         if outcome is None:
             if trying:
                 return None
@@ -303,9 +286,7 @@ class _FreeListPool(FreeListShell[T]):
         try:
             resource = self._create()
         except BaseException:
-            with self._lock:
-                todo = self._core.create_failed(self._clock(), error=True)
-            self._perform(todo)
+            self._create_failed()
             raise
         with self._lock:
             return self._core.filled(resource, self._clock())
@@ -320,11 +301,7 @@ class _FreeListPool(FreeListShell[T]):
             log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
             return False
         except BaseException:
-            # Interrupted mid-check: the resource's state is unknown (abort means discard).
-            with self._lock:
-                todo = self._core.check_failed(entry, self._clock(), None)
-            self._forgo(todo.outcome)
-            self._perform(todo)
+            self._check_interrupted(entry)
             raise
         if alive:
             entry.checked_at = now
@@ -335,22 +312,9 @@ class _FreeListPool(FreeListShell[T]):
     def _put_slow(self, entry: Entry[T]) -> None:
         """Return *entry* for reuse when there is more to do than the lock-free put: retire
         it if it is due (lifetime, uses, drain), reset it, stamp its idle time."""
-        core = self._core
-        if core.foreign(entry):
-            return  # the parent's, in a forked child: not ours to reset
-        now = 0.0
-        if self._health:
-            now = self._clock()
-            if entry.reported:
-                log.warning(
-                    "pool %r: the lease reported as held too long came back after %.1f s",
-                    self.name,
-                    now - entry.lent_at,
-                )
-            reason = core.worn(entry, now)
-            if reason is not None:
-                self._throw_away(entry, reason)
-                return
+        now = self._returning(entry)
+        if now is None:
+            return
         reset = self._reset
         if reset is not None:
             try:
@@ -358,9 +322,7 @@ class _FreeListPool(FreeListShell[T]):
             except BaseException as exc:
                 self._reset_failed(entry, exc)
                 return
-        if self._health:
-            entry.idle_since = now if reset is None else self._clock()
-        core.put_nowait(entry)
+        self._put_back(entry, now)
 
     def _finish_put(self, entry: Entry[T], answer: int) -> None:
         """The lock-free put could not finish alone: settle it under the lock."""
@@ -396,13 +358,7 @@ class _FreeListPool(FreeListShell[T]):
         for started in range(count):
             if not self._fill_one(unstarted=count - started - 1):
                 break
-        with self._lock:
-            core = self._core
-            now = self._clock()
-            due = core.next_deadline(now) if self._health else math.inf
-            if core.owed:
-                due = min(due, core.backoff.retry_at)
-        return None if due == math.inf else max(0.0, due - now)
+        return self._next_tend()
 
     def _housekeep(self) -> None:
         """One housekeeping pass (see :meth:`FreeListCore.housekeep`), acted on."""
@@ -417,9 +373,7 @@ class _FreeListPool(FreeListShell[T]):
                 alive = bool(check(entry.resource))
             except BaseException:  # the housekeeper's own thread: counted and logged
                 log.warning("pool %r: keepalive check raised", self.name, exc_info=True)
-            with self._lock:
-                done = self._core.keepalive_done(entry, self._clock(), alive=alive)
-            self._perform(done, in_caller=False)
+            self._keepalive_done(entry, alive)
         for entry in todo.report:
             self._report_held(entry)
 
@@ -435,9 +389,7 @@ class _FreeListPool(FreeListShell[T]):
         except BaseException as exc:
             self._fill_failed(exc, unstarted)
             return False
-        with self._lock:
-            todo = self._core.stock(resource, self._clock(), owed=True)
-        self._perform(todo, in_caller=False)
+        self._stock(resource, owed=True)
         return True
 
     # -- performing what the core asked for --------------------------------------------------
@@ -466,17 +418,9 @@ class _FreeListPool(FreeListShell[T]):
             try:
                 resource = self._create()
             except BaseException:
-                with self._lock:
-                    core = self._core
-                    todo = core.close()
-                    core.create_failed(self._clock(), error=True)
-                    for _ in range(reserved - made - 1):
-                        core.create_failed(self._clock(), error=False)
-                self._perform(todo, in_caller=False)
+                self._prime_failed(unmade=reserved - made)
                 raise
-            with self._lock:
-                todo = self._core.stock(resource, self._clock())
-            self._perform(todo)
+            self._stock(resource)
 
     def _after_fork_in_child(self) -> None:
         """Forget the parent's resources (without touching them) and start afresh."""

@@ -1,0 +1,785 @@
+"""The asyncio shell shared by ``AsyncFixedPool`` and ``AsyncElasticPool``.
+
+It makes the same core moves as the threaded shell (:mod:`respool._threads.free_list`), from
+the same :class:`~respool._free_list_shell.FreeListShell`; what differs is how a caller waits
+and how callbacks run:
+
+* a waiter parks on a future of the pool's loop (its :class:`~respool._core.free_list.Waiter`
+  handle, replaced each time it parks again), with ``loop.call_later`` for its deadline and
+  for the end of a doze (see *Fairness* in the core);
+* callbacks may be plain or ``async def``: a result that is awaitable is awaited;
+* the background work (filling owed slots with backoff, housekeeping, recovering lost leases)
+  is one task of the pool's loop, holding the pool weakly, started when first needed.
+
+Cancellation safety comes from one rule: **no core move is split by an await**. A task is
+cancelled only where it awaits; there it holds either nothing (it is queued: leaving the queue
+passes on anything granted meanwhile, see :meth:`FreeListShell._forgo`), a reserved slot whose
+``create`` is running (the create goes on as the pool's own task, and its resource goes to
+the pool), or an entry under ``check``/``reset`` (the entry is destroyed: its state is
+unknown). Destruction that follows a cancellation is never awaited by the cancelled task: an
+async ``destroy`` runs as the pool's own task, which ``close()`` waits for.
+
+A pool may be built outside any loop. It binds to the loop it is opened on (``open()``, or its
+first use, after which what it must hold is created in the background) and refuses any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import weakref
+from asyncio import _get_running_loop
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
+
+from respool import _fork, _validate
+from respool._asyncio.callbacks import Chores, running_loop
+from respool._core.free_list import (
+    CHECK,
+    CLOSED,
+    CREATE,
+    Entry,
+    FreeListCore,
+    Todo,
+    Waiter,
+    _Token,
+)
+from respool._free_list_shell import FROM_POOL, FreeListShell
+from respool.errors import PoolClosed
+from respool.lease import _PENDING, AsyncLease
+from respool.lifecycle import Lifecycle
+from respool.stats import PoolStats
+
+__all__ = ["AsyncFreeListPool"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("respool")
+
+# Where a pool is in its life (``AsyncFreeListPool._state``).
+_NEW: Final = "new"
+_OPENING: Final = "opening"
+_OPEN: Final = "open"
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+class _Tending:
+    """What the background task and the pool's finalizer share, without the pool: the
+    future the task sleeps on (set to wake it), and whether more work came meanwhile."""
+
+    __slots__ = ("asked", "wake")
+
+    def __init__(self) -> None:
+        self.wake: asyncio.Future[None] | None = None
+        self.asked = False
+
+    def poke(self) -> None:
+        self.asked = True
+        if self.wake is not None:
+            _wake(self.wake)
+
+
+async def _tend_forever(ref: weakref.ref[AsyncFreeListPool[Any]], tending: _Tending) -> None:
+    """The pool's background task: tend it whenever asked or due, until it is closed or
+    collected. It holds the pool only while tending it, so an abandoned pool is collected
+    (its finalizer wakes this task to end)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        pool = ref()
+        if pool is None:
+            return
+        tending.asked = False
+        try:
+            delay = await pool._tend()
+        except Exception:
+            log.warning("pool %r: housekeeping failed", pool.name, exc_info=True)
+            delay = 1.0
+        if tending.asked:
+            continue
+        if pool._core.closed and not pool._orphans:
+            pool._tender = None
+            return
+        del pool
+        tending.wake = wake = loop.create_future()
+        timer = None if delay is None else loop.call_later(delay, _wake, wake)
+        try:
+            await wake
+        finally:
+            tending.wake = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _abandoned(
+    loop: asyncio.AbstractEventLoop,
+    core: FreeListCore[Any],
+    destroy: Callable[[Any], object] | None,
+    tending: _Tending,
+) -> None:
+    """The pool was garbage-collected while open: end its background task, destroy what it
+    held idle (what is lent is its holders' now: nobody can return it)."""
+
+    def on_loop() -> None:
+        tending.poke()
+        todo = core.close()
+        for entry in todo.destroy:
+            try:
+                result = None if destroy is None else destroy(entry.resource)
+                if result is not None and inspect.isawaitable(result):
+                    task = loop.create_task(_awaited(result))
+                    _orphaned_tasks.add(task)
+                    task.add_done_callback(_orphaned_tasks.discard)
+            except Exception:
+                log.warning("pool %r: destroy raised", core.name, exc_info=True)
+
+    try:
+        loop.call_soon_threadsafe(on_loop)
+    except RuntimeError:  # the loop is closed: nothing of it can run any more
+        pass
+
+
+#: Destroys started for pools that no longer exist (kept until done: see ``Chores``).
+_orphaned_tasks: set[asyncio.Task[Any]] = set()
+
+
+class AsyncFreeListPool(FreeListShell[T]):
+    """Acquire/release machinery common to the asyncio free-list pools."""
+
+    _awaits = True
+
+    def __init__(
+        self,
+        create: Lifecycle[T] | Callable[[], T],
+        *,
+        prime: int,
+        **options: Any,
+    ) -> None:
+        super().__init__(create, **options)
+        #: How many resources ``open()`` creates before it returns.
+        self._prime_count = prime
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._state = _NEW
+        #: Set while ``open()`` primes: others opening wait for it.
+        self._opening: asyncio.Future[None] | None = None
+        #: Async destroys, and creates whose caller left, running as the pool's own tasks.
+        self._chores = Chores(self.name)
+        self._tending = _Tending()
+        self._tender: asyncio.Task[None] | None = None
+        _fork.register(self)
+
+    def _wire(self) -> None:
+        """See :meth:`FreeListShell._wire`; without a ``reset`` or health rules, giving a
+        resource back is the core's ``put_nowait`` (no await, no frame of ours)."""
+        super()._wire()
+        plain_put = self._reset is None and not self._health
+        self._put: Callable[[Entry[T]], object] | None = (
+            self._core.put_nowait if plain_put else None
+        )
+
+    # -- public API -----------------------------------------------------------------------
+
+    def acquire(self, timeout: float | None = FROM_POOL) -> AsyncLease[T]:
+        """A lease on a resource, acquired by ``async with`` (yielding the resource) or by
+        ``await`` (yielding the lease), waiting up to *timeout* seconds (default: the pool's).
+
+        ``None`` waits forever, ``0`` never waits. Raises ``PoolTimeout`` at the deadline,
+        ``PoolFull`` when ``max_waiting`` callers already wait, ``PoolClosed`` once closed,
+        and whatever ``create`` raised when the pool had to create a resource for this
+        caller and could not. Cancelling the waiting task loses nothing.
+        """
+        if timeout is not FROM_POOL:
+            timeout = _validate.seconds("timeout", timeout)
+        lease: AsyncLease[T] = object.__new__(AsyncLease)
+        lease._pool = self
+        lease._entry = _PENDING
+        lease._timeout = timeout
+        return lease
+
+    def try_acquire(self) -> AsyncLease[T] | None:
+        """A lease on a resource that can be had without waiting, else None.
+
+        It never waits, so it never awaits a callback: it lends an idle resource, or makes
+        one when the pool has room and ``create`` is a plain function. An ``async`` create
+        or check it would need is started as the pool's own task instead (its resource then
+        goes to the pool), and None is returned.
+        """
+        if _get_running_loop() is not self._loop:
+            self._enter("try_acquire()")
+        try:
+            entry = self._core.take_nowait()
+        except IndexError:  # none idle
+            entry = None
+        if entry is None or not self._plain:
+            entry = self._try_slow(entry)
+            if entry is None:
+                return None
+        entry.uses += 1
+        lease: AsyncLease[T] = object.__new__(AsyncLease)
+        lease._pool = self
+        lease._entry = entry
+        lease._timeout = None
+        return lease
+
+    async def open(self) -> None:
+        """Bind the pool to the running loop and create what it holds (``size``,
+        ``min_idle``); if a ``create`` fails, destroy the others, close, and raise.
+
+        Opening an open pool does nothing. ``async with pool:`` calls it.
+        """
+        loop = running_loop("open()")
+        if self._loop is not None and self._loop is not loop:
+            raise self._wrong_loop("open()")
+        if self._core.closed:
+            raise PoolClosed(f"pool {self.name!r} is closed")
+        if self._state is _OPEN:
+            return
+        if self._opening is not None:  # another task is opening it
+            await asyncio.shield(self._opening)
+            if self._core.closed:
+                raise PoolClosed(f"pool {self.name!r} could not be opened")
+            return
+        self._bind(loop)
+        self._state = _OPENING
+        self._opening = opening = loop.create_future()
+        try:
+            await self._prime(self._prime_count)
+        finally:
+            self._state = _OPEN
+            self._opening = None
+            opening.set_result(None)
+        if self._health:
+            self._tend_now()
+
+    async def close(self) -> None:
+        """Stop lending: waiters get ``PoolClosed``, idle resources are destroyed now and
+        leased ones when they come back; returns once every destroy started so far has
+        ended. Calling it again does nothing more. Cancelling it leaves the destroys running.
+        """
+        on_loop = self._loop is None or _get_running_loop() is self._loop
+        if not on_loop and not self._loop_gone():
+            raise self._wrong_loop("close()")
+        if self._orphans and on_loop:
+            self._adopt_orphans()
+        with self._lock:
+            todo = self._core.close()
+        try:
+            self._perform(todo)
+        finally:
+            if on_loop:
+                self._tending.poke()  # its task sees the pool closed and ends
+                await self._chores.join()
+
+    def stats(self) -> PoolStats:
+        """A consistent snapshot of the pool's counts (readable from any thread)."""
+        if self._orphans and _get_running_loop() is self._loop:
+            self._adopt_orphans()
+        with self._lock:
+            return self._core.stats()
+
+    def drain(self) -> None:
+        """See :meth:`respool.FixedPool.drain`; call it from the pool's loop."""
+        self._on_loop("drain()")
+        super().drain()
+
+    def _resize(self, *, min_size: int, max_size: int | None, max_idle: int) -> None:
+        self._on_loop("resize()")
+        super()._resize(min_size=min_size, max_size=max_size, max_idle=max_idle)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        weakref.finalize(
+            self, _abandoned, loop, self._core, self._destroy_fn, self._tending
+        ).atexit = False
+
+    def _enter(self, what: str) -> None:
+        """A call from a loop other than the pool's: bind an unbound pool to it (opened by
+        its first use: what it must hold is owed to the background task), else refuse."""
+        loop = _get_running_loop()
+        if loop is None:
+            raise RuntimeError(
+                f"pool {self.name!r}: {what} must be called from a running asyncio event loop"
+            )
+        if self._loop is not None:
+            raise self._wrong_loop(what)
+        self._bind(loop)
+        self._state = _OPEN
+        with self._lock:
+            todo = self._core.open_lazily()
+        self._perform(todo)
+        if self._health:
+            self._tend_now()
+
+    def _on_loop(self, what: str) -> None:
+        if self._loop is not None and _get_running_loop() is not self._loop:
+            raise self._wrong_loop(what)
+
+    def _loop_gone(self) -> bool:
+        return self._loop is not None and self._loop.is_closed()
+
+    def _wrong_loop(self, what: str) -> RuntimeError:
+        where = "a closed event loop" if self._loop_gone() else "another event loop"
+        return RuntimeError(
+            f"pool {self.name!r} belongs to {where}; {what} was called from"
+            f" {'no running loop' if _get_running_loop() is None else 'a different one'}."
+            " An asyncio pool serves the loop it was opened on (its resources, such as"
+            " streams, belong to that loop): make one pool per event loop"
+        )
+
+    # -- acquire, the slow way ----------------------------------------------------------
+
+    async def _acquire_slow(self, timeout: float | None, entry: Entry[T] | None) -> Entry[T]:
+        """Acquire with waiting, creating and checking; *entry* came from the lock-free take
+        (then the loop is the pool's). Returns the entry, counted as lent."""
+        if entry is None and _get_running_loop() is not self._loop:
+            self._enter("acquire()")
+        if self._orphans:
+            self._adopt_orphans()
+        if timeout is FROM_POOL:
+            timeout = self._timeout
+        started = self._clock()
+        deadline = None if timeout is None else started + timeout
+        core = self._core
+        failed: Entry[T] | None = None
+        why = CHECK
+        now = started
+        while True:
+            if entry is None:
+                entry = await self._obtain(timeout, deadline, failed, why, started)
+                if self._health:
+                    now = self._clock()  # it may have waited
+            reason = core.worn(entry, now) if self._health else None
+            if reason is None and (
+                self._check is None
+                or not core.needs_check(entry, started, now)
+                or await self._viable(entry, now, deadline)
+            ):
+                self._lending(entry, now)
+                entry.uses += 1
+                return entry
+            # Due for retirement, or unviable: destroy it and go on at the head of the line.
+            failed, why, entry = entry, reason or CHECK, None
+
+    async def _obtain(
+        self,
+        timeout: float | None,
+        deadline: float | None,
+        failed: Entry[T] | None,
+        why: str,
+        started: float,
+    ) -> Entry[T]:
+        """An idle entry, a waiter's grant, or a resource made for this caller. *failed*: an
+        entry of this caller's that failed its check (*started*: its place in the line)."""
+        assert self._loop is not None
+        waits = deadline is None or deadline > self._clock()
+        handle = self._loop.create_future() if waits else None
+        outcome = self._ask(handle, failed, why, started, trying=False)
+        if outcome is None:
+            raise self._timed_out(timeout)
+        if isinstance(outcome, Waiter):
+            outcome = await self._park(outcome, timeout, deadline)
+        if outcome is CLOSED:
+            raise PoolClosed(f"pool {self.name!r} is closed")
+        if outcome is CREATE:
+            return await self._create_leased(timeout, deadline)
+        assert isinstance(outcome, Entry)
+        return outcome
+
+    async def _park(
+        self, waiter: Waiter[T], timeout: float | None, deadline: float | None
+    ) -> Entry[T] | _Token:
+        """Wait until *waiter* is served or *deadline* passes; return its grant.
+
+        Woken without a grant, the waiter was roused to compete for an idle resource (see
+        *Fairness* in the core): it looks, and parks again on a new future if a newcomer was
+        faster, until the next wake-up or, dozing, until ``recheck_at``. Cancelled at any
+        await, it leaves the queue and passes on whatever it was granted meanwhile.
+        """
+        loop = self._loop
+        assert loop is not None
+        core = self._core
+        try:
+            while True:
+                future = waiter.handle
+                assert isinstance(future, asyncio.Future)
+                until = waiter.recheck_at  # set by look() in this task
+                if until is None or (deadline is not None and deadline < until):
+                    until = deadline
+                if until is None:
+                    await future
+                else:
+                    timer = loop.call_later(until - self._clock(), _wake, future)
+                    try:
+                        await future
+                    finally:
+                        timer.cancel()
+                if waiter.grant is not None:
+                    break
+                now = self._clock()
+                if deadline is not None and now >= deadline:
+                    with self._lock:
+                        todo = core.cancel(waiter, now, timed_out=True)
+                    self._perform(todo)
+                    break
+                waiter.handle = loop.create_future()  # before any move can signal it
+                with self._lock:
+                    todo = core.look(waiter, now)
+                self._perform(todo)
+                if todo.outcome is not waiter:
+                    break
+        except BaseException:
+            # Cancelled (or interrupted): leave the queue, and pass on anything granted
+            # meanwhile, so that it is not stranded.
+            self._forgo(waiter)
+            raise
+        grant = waiter.grant
+        if grant is None:
+            raise self._timed_out(timeout)
+        if grant is CLOSED:
+            raise PoolClosed(f"pool {self.name!r} was closed while waiting")
+        return grant
+
+    async def _create_leased(self, timeout: float | None, deadline: float | None) -> Entry[T]:
+        """Fill the slot the core reserved for this caller; errors go to the caller.
+
+        An async ``create`` runs as a task of its own, so that neither the caller's
+        cancellation nor its deadline cuts it short: the caller stops waiting for it (its
+        ``wait_for`` stays bounded) and the resource, once made, goes to the pool.
+        """
+        try:
+            made = self._create()
+        except BaseException:
+            self._create_failed()
+            raise
+        if inspect.isawaitable(made):
+            task = asyncio.ensure_future(made)
+            try:
+                left = None if deadline is None else max(0.0, deadline - self._clock())
+                await asyncio.wait((task,), timeout=left)
+            except BaseException:
+                self._adopt_create(task)
+                raise
+            if not task.done():
+                self._adopt_create(task)
+                raise self._timed_out(timeout)
+            try:
+                made = task.result()
+            except BaseException:
+                self._create_failed()
+                raise
+        with self._lock:
+            return self._core.filled(made, self._clock())
+
+    def _adopt_create(self, task: asyncio.Future[Any]) -> None:
+        """The caller of an async ``create`` left before it ended: the pool takes the
+        outcome, a resource for the idle list (or the next waiter), or a failure."""
+        self._chores.track(task)
+        task.add_done_callback(self._created_late)
+
+    def _created_late(self, task: asyncio.Future[Any]) -> None:
+        if task.cancelled():
+            self._create_failed(error=False)
+            return
+        error = task.exception()
+        if error is not None:
+            log.warning("pool %r: a create whose caller left failed", self.name, exc_info=error)
+            self._create_failed()
+            return
+        with self._lock:
+            now = self._clock()
+            todo = self._core.release(self._core.filled(task.result(), now), now)
+        self._perform(todo, in_caller=False)
+
+    async def _viable(self, entry: Entry[T], now: float, deadline: float | None) -> bool:
+        """Run ``check``, within the acquire's deadline: False (an ``Exception``, or no
+        answer in time) means *entry* must be destroyed. Cancelled mid-check, the entry is
+        destroyed (its state is unknown) and the cancellation goes on."""
+        check = self._check
+        assert check is not None
+        try:
+            alive = check(entry.resource)
+            if inspect.isawaitable(alive):
+                if deadline is None:
+                    alive = await alive
+                else:
+                    async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                        alive = await alive
+            alive = bool(alive)
+        except Exception:
+            log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
+            return False
+        except BaseException:
+            self._check_interrupted(entry)
+            raise
+        if alive:
+            entry.checked_at = now
+        return alive
+
+    def _try_slow(self, entry: Entry[T] | None) -> Entry[T] | None:
+        """``try_acquire`` beyond the bare take: create, check, retire what is worn; never
+        awaiting (an async callback is left to a task of the pool's, see there)."""
+        if self._orphans:
+            self._adopt_orphans()
+        core = self._core
+        started = now = self._clock()
+        failed: Entry[T] | None = None
+        why = CHECK
+        while True:
+            if entry is None:
+                outcome = self._ask(None, failed, why, started, trying=True)
+                if outcome is None:
+                    return None
+                if outcome is CLOSED:
+                    raise PoolClosed(f"pool {self.name!r} is closed")
+                if outcome is CREATE:
+                    entry = self._create_now()
+                    if entry is None:
+                        return None
+                else:
+                    assert isinstance(outcome, Entry)
+                    entry = outcome
+                if self._health:
+                    now = self._clock()
+            reason = core.worn(entry, now) if self._health else None
+            if reason is None:
+                if self._check is None or not core.needs_check(entry, started, now):
+                    self._lending(entry, now)
+                    return entry
+                alive = self._viable_now(entry, now)
+                if alive is None:
+                    return None
+                if alive:
+                    self._lending(entry, now)
+                    return entry
+            failed, why, entry = entry, reason or CHECK, None
+
+    def _create_now(self) -> Entry[T] | None:
+        """``create`` for ``try_acquire``'s reserved slot; None when it is async (it goes on
+        as the pool's task)."""
+        assert self._loop is not None
+        try:
+            made = self._create()
+        except BaseException:
+            self._create_failed()
+            raise
+        if inspect.isawaitable(made):
+            self._adopt_create(asyncio.ensure_future(made, loop=self._loop))
+            return None
+        with self._lock:
+            return self._core.filled(made, self._clock())
+
+    def _viable_now(self, entry: Entry[T], now: float) -> bool | None:
+        """``check`` for ``try_acquire``; None when it is async: it goes on as the pool's
+        task, which gives the entry back (or destroys it) when the check ends."""
+        check = self._check
+        assert check is not None
+        assert self._loop is not None
+        try:
+            alive = check(entry.resource)
+            if inspect.isawaitable(alive):
+                self._chores.start(self._check_later(entry, alive), self._loop)
+                return None
+            alive = bool(alive)
+        except Exception:
+            log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
+            return False
+        except BaseException:
+            self._check_interrupted(entry)
+            raise
+        if alive:
+            entry.checked_at = now
+        return alive
+
+    async def _check_later(self, entry: Entry[T], pending: Awaitable[object]) -> None:
+        try:
+            alive = bool(await pending)
+        except BaseException:
+            log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
+            alive = False
+        if alive:
+            entry.checked_at = self._clock()
+            with self._lock:
+                todo = self._core.give_back(entry, self._clock())
+            self._perform(todo, in_caller=False)
+        else:
+            self._check_interrupted(entry)
+
+    # -- release ----------------------------------------------------------------------------
+
+    async def _put_slow(self, entry: Entry[T]) -> None:
+        """Return *entry* for reuse when there is more to do than the lock-free put: retire
+        it if it is due (lifetime, uses, drain), reset it (awaited if async; cancelled
+        mid-reset, it is destroyed), stamp its idle time."""
+        now = self._returning(entry)
+        if now is None:
+            return
+        reset = self._reset
+        if reset is not None:
+            try:
+                done = reset(entry.resource)
+                if inspect.isawaitable(done):
+                    await done
+            except BaseException as exc:
+                if self._count_reset_failure(entry, exc):
+                    raise
+                return
+        self._put_back(entry, now)
+
+    async def _discard(self, entry: Entry[T]) -> None:
+        """``lease.discard()``: destroy now, and wait for an async destroy to end."""
+        before = self._chores.tasks
+        self._throw_away(entry)
+        started = self._chores.tasks - before
+        if started:
+            await asyncio.wait(started)
+
+    # -- background work (a task of the pool's loop) -----------------------------------------
+
+    def _tend_soon(self) -> None:
+        """Have the background task run soon: from any thread (``Entry.__del__``)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._tend_now)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def _tend_now(self) -> None:
+        """Wake the background task, or start it (on the pool's loop, in its thread)."""
+        self._tending.poke()
+        task = self._tender
+        if (task is None or task.done()) and self._loop is not None:
+            if self._loop.is_closed():
+                return
+            self._tender = self._loop.create_task(
+                _tend_forever(weakref.ref(self), self._tending), name=f"respool:{self.name}"
+            )
+
+    async def _tend(self) -> float | None:
+        """Recover lost leases, housekeep, create what the pool owes itself; in how many
+        seconds to run again (None: when asked)."""
+        if self._orphans:
+            self._adopt_orphans()
+        if self._health:
+            await self._housekeep()
+        with self._lock:
+            count = self._core.start_fills(self._clock())
+        for started in range(count):
+            if not await self._fill_one(unstarted=count - started - 1):
+                break
+        return self._next_tend()
+
+    async def _housekeep(self) -> None:
+        with self._lock:
+            todo = self._core.housekeep(self._clock())
+        self._perform(todo, in_caller=False)
+        for entry in todo.check:
+            alive = False
+            check = self._check
+            assert check is not None
+            try:
+                result = check(entry.resource)
+                alive = bool(await result if inspect.isawaitable(result) else result)
+            except BaseException:  # the pool's own task: counted and logged
+                log.warning("pool %r: keepalive check raised", self.name, exc_info=True)
+            self._keepalive_done(entry, alive)
+        for entry in todo.report:
+            self._report_held(entry)
+
+    async def _fill_one(self, unstarted: int) -> bool:
+        """Create one owed resource and hand it over; False if ``create`` failed."""
+        try:
+            made = self._create()
+            if inspect.isawaitable(made):
+                made = await made
+        except BaseException as exc:
+            self._fill_failed(exc, unstarted)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return False
+        self._stock(made, owed=True)
+        return True
+
+    async def _prime(self, count: int) -> None:
+        """Create *count* resources now; if one fails, destroy the others and raise."""
+        with self._lock:
+            reserved = self._core.reserve(count)
+        for made in range(reserved):
+            try:
+                resource = self._create()
+                if inspect.isawaitable(resource):
+                    resource = await resource
+            except BaseException:
+                self._prime_failed(unmade=reserved - made)
+                raise
+            self._stock(resource)
+
+    # -- performing what the core asked for --------------------------------------------------
+
+    def _perform(self, todo: Todo[T], *, in_caller: bool = True) -> None:
+        """Wake served waiters, have the background task fill what is owed, destroy retired
+        resources (an async destroy as the pool's own task)."""
+        for waiter in todo.wake:
+            future = waiter.handle
+            assert isinstance(future, asyncio.Future)
+            if not future.done():  # (a cancelled waiter's is: it leaves by itself)
+                future.set_result(None)
+        if todo.fill:
+            if _get_running_loop() is self._loop:
+                self._tend_now()
+            else:
+                self._tend_soon()
+        if todo.destroy:
+            self._destroy_all(todo.destroy, in_caller)
+
+    def _destroy_later(self, awaitable: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            super()._destroy_later(awaitable)
+            return
+        self._chores.start(self._destroying(awaitable), loop)
+
+    async def _destroying(self, awaitable: Awaitable[Any]) -> None:
+        try:
+            await awaitable
+        except BaseException as exc:
+            self._destroy_failed(exc)
+
+    def _after_fork_in_child(self) -> None:
+        """Forget the parent's resources (without touching them), its loop and its tasks:
+        the child's first use binds its own loop, and its resources are made anew."""
+        self._lock = threading.Lock()
+        self._orphans = []
+        self._core = self._core.forked()
+        self._wire()
+        self._loop = None
+        self._state = _NEW
+        self._opening = None
+        self._chores = Chores(self.name)
+        self._tending = _Tending()
+        self._tender = None
