@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from respool import bench
-from respool.bench import _contenders, contended
+from respool.bench import _contenders, asyncio_, contended
 from respool.bench._report import (
     MISSING_HINT,
     Goal,
@@ -90,6 +90,9 @@ def test_tiny_run_prints_every_scenario(tiny_run: Run) -> None:
         "Buffers of 8 MiB",
         "Health options",
         "Fault drill",
+        "asyncio, uncontended: one task takes a resource",
+        "asyncio, contended: 64 tasks on 8 resources",
+        "asyncio, one task at a time: await submit(noop)",
     ):
         assert title in tiny_run.out
     assert "FAILED" not in tiny_run.out
@@ -99,6 +102,9 @@ def test_tiny_run_prints_every_scenario(tiny_run: Run) -> None:
         "FixedPool(bounded) longest overtaken wait <= its window",
         "TransientPool get()+put() <= 3x deque pop+append",
         "WorkerPool(workers=1) <= 1.3x the bare SimpleQueue round trip",
+        "AsyncFixedPool async with acquire() <= 1.5x asyncio.Queue",
+        "AsyncFixedPool >= 4x cheaper than psycopg_pool AsyncConnectionPool",
+        "AsyncFixedPool(bounded) throughput >= 1x asyncio.Queue",
     ):
         assert f"goal: {goal}" in tiny_run.out
     assert "Strict order, FixedPool(fifo)" in tiny_run.out
@@ -122,7 +128,7 @@ def test_json_holds_every_table_with_machine_info(tiny_run: Run) -> None:
         assert len(baselines) == 1, table["key"]
         for row in table["rows"]:
             if not row["measured"]:
-                assert row["note"] == MISSING_HINT
+                assert row["note"] == MISSING_HINT or row["note"].startswith("not in this build")
                 continue
             if table["key"] == "worker-map-memory":  # a tiny map may not grow the process
                 assert row["best"] == row["median"] >= 0
@@ -161,10 +167,16 @@ def test_installed_peers_are_measured(tiny_run: Run, module: str) -> None:
     if not _installed(module):
         pytest.skip(f"{module} is not installed")
     prefix = {"sqlalchemy": "SQLAlchemy", "psycopg_pool": "psycopg_pool", "redis": "redis-py"}
+    keys = {"uncontended", "contended", "contended-hold"}
+    if module == "psycopg_pool":
+        keys |= {"asyncio-uncontended", "asyncio-contended"}
+    seen = set()
     for table in _tables(tiny_run.data):
-        if table["key"] in ("uncontended", "contended", "contended-hold"):
+        if table["key"] in keys:
+            seen.add(table["key"])
             (row,) = [r for r in table["rows"] if r["name"].startswith(prefix[module])]
             assert row["measured"], (table["key"], row)
+    assert seen == keys
 
 
 def test_plot_is_written(tiny_run: Run) -> None:
@@ -347,3 +359,59 @@ def test_a_scenario_that_raises_is_reported_not_hidden(monkeypatch: pytest.Monke
     out = io.StringIO()
     assert bench.main(only=["health"], budget=TINY, out=out) == 1
     assert "FAILED: ValueError: no such resource" in out.getvalue()
+
+
+def test_asyncio_scenario_measures_the_async_pools(tiny_run: Run) -> None:
+    """The asyncio tables time every row (the async pools included), with waits and fairness."""
+    tables = {t["key"]: t for t in _tables(tiny_run.data)}
+    for key in ("asyncio-uncontended", "asyncio-contended", "asyncio-worker"):
+        for row in tables[key]["rows"]:
+            if row["name"].startswith("psycopg_pool") and not _installed("psycopg_pool"):
+                continue
+            assert row["measured"], (key, row)
+    contended_rows = {row["name"]: row for row in tables["asyncio-contended"]["rows"]}
+    for row in contended_rows.values():
+        if row["measured"]:
+            assert row["extra"]["p50_us"] <= row["extra"]["p99_us"] <= row["extra"]["max_us"]
+    bounded = contended_rows[asyncio_.BOUNDED]["extra"]
+    assert bounded["window_us"] > 0
+    assert bounded["overtaken_max_us"] >= 0
+    assert contended_rows[asyncio_.FIFO]["extra"]["overtakes"] == 0
+    for goal in tables["asyncio-contended"]["goals"] + tables["asyncio-uncontended"]["goals"][:1]:
+        assert goal["verdict"] in ("meets", "MISSES"), goal
+
+
+def test_asyncio_rows_of_a_missing_class_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without respool's asyncio pools their rows say so; the baselines are still timed."""
+    import respool
+
+    monkeypatch.delattr(respool, "AsyncFixedPool", raising=False)
+    monkeypatch.delattr(respool, "AsyncElasticPool", raising=False)
+    uncontended, contended_table, _worker = asyncio_.run(Context(TINY))
+    row = uncontended.row(asyncio_.FIXED_WITH)
+    assert not row.measured
+    assert row.note == "not in this build (respool.AsyncFixedPool)"
+    assert uncontended.row(asyncio_.QUEUE).measured
+    assert [g.verdict for g in uncontended.goals] == ["not measured", "not measured"]
+    assert not contended_table.row(asyncio_.BOUNDED).measured
+    assert contended_table.row(asyncio_.CONTENDED_BASELINE).measured
+    assert [g.verdict for g in contended_table.goals] == ["not measured", "not measured"]
+    assert "not in this build" in render_table(contended_table)
+
+
+def test_a_failing_asyncio_case_fails_the_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An asyncio case that raises fails the asyncio scenario instead of looking fast."""
+
+    async def broken(size: int) -> _contenders.AsyncBorrower:
+        async def get() -> object:
+            raise RuntimeError("the stream was dirty")
+
+        async def put(item: object) -> None:
+            pass
+
+        return _contenders.AsyncBorrower(get, put, asyncio_._nothing)
+
+    monkeypatch.setitem(_contenders.ASYNC_PEERS, "psycopg_pool AsyncConnectionPool", broken)
+    out = io.StringIO()
+    assert bench.main(only=["asyncio"], budget=TINY, out=out) == 1
+    assert "FAILED: RuntimeError: the stream was dirty" in out.getvalue()

@@ -8,10 +8,15 @@ Four strategies under one lifecycle (prepare, use, prepare for reuse, clean up):
 * :class:`TransientPool`: a per-thread cache of short-lived objects, emptied by the garbage
   collector (Go's ``sync.Pool``); :class:`BufferPool` builds size classes of buffers on it.
 
+The asyncio twins :class:`AsyncFixedPool`, :class:`AsyncElasticPool` and
+:class:`AsyncWorkerPool` make the same decisions (from the same cores) with futures and tasks;
+``TransientPool`` never waits, so it serves both worlds.
+
 Ready-made lifecycles for common resources live in :mod:`respool.resources`;
 :func:`debug` turns on checks for resources that are *not quite done*.
 """
 
+from respool._asyncio.worker import AsyncWorkerPool
 from respool._debug import debug
 from respool.buffers import BufferPool
 from respool.elastic import AsyncElasticPool, ElasticPool
@@ -27,6 +32,7 @@ __all__ = [
     "AsyncElasticPool",
     "AsyncFixedPool",
     "AsyncLease",
+    "AsyncWorkerPool",
     "BufferPool",
     "BufferStats",
     "ElasticPool",

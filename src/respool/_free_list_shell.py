@@ -179,7 +179,10 @@ class FreeListShell(Generic[T]):
     ) -> None:
         lifecycle = coerce(create, reset=reset, check=check, destroy=destroy)
         if not self._awaits:
-            _refuse_coroutine_functions(lifecycle, type(self).__name__)
+            pool = type(self).__name__
+            for field in ("create", "reset", "check", "destroy"):
+                hint = f"use Async{pool} for async callbacks"
+                _validate.synchronous(field, getattr(lifecycle, field), pool=pool, hint=hint)
         self.lifecycle: Lifecycle[T] = lifecycle
         self._create = lifecycle.create
         self._reset = lifecycle.reset
@@ -582,15 +585,3 @@ class FreeListShell(Generic[T]):
                 " callbacks synchronously (use the Async* pools for async callbacks)"
             )
         )
-
-
-def _refuse_coroutine_functions(lifecycle: Lifecycle[Any], pool: str) -> None:
-    """A threaded pool calls its callbacks inline: an ``async def`` one would return a
-    coroutine that never runs (and a "resource" that is a coroutine object)."""
-    for field in ("create", "reset", "check", "destroy"):
-        fn = getattr(lifecycle, field)
-        if fn is not None and inspect.iscoroutinefunction(fn):
-            raise TypeError(
-                f"{field} is an async function, but {pool} calls its callbacks in the"
-                f" caller's thread; use Async{pool} for async callbacks"
-            )

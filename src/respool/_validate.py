@@ -6,6 +6,7 @@ accepted range, so these helpers take the parameter's name first and never guess
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -81,4 +82,16 @@ def required_callable(name: str, value: Callable[..., Any]) -> Callable[..., Any
     """Return *value* if it is callable."""
     if not callable(value):
         raise TypeError(f"{name} must be callable, got {value!r}")
+    return value
+
+
+def synchronous(name: str, value: T, *, pool: str, hint: str) -> T:
+    """Return *value* unless it is an ``async def`` function: a pool that calls its
+    callbacks inline would get a coroutine that never runs (an unreset object, a "resource"
+    that is a coroutine). *hint* says what to do instead."""
+    if value is not None and inspect.iscoroutinefunction(value):
+        raise TypeError(
+            f"{name} is an async function, but {pool} calls its callbacks without awaiting"
+            f" them; {hint}"
+        )
     return value

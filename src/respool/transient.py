@@ -399,6 +399,13 @@ class TransientPool(Generic[T]):
         else:
             _validate.required_callable("new", new)
             lifecycle = Lifecycle(new, reset=_validate.optional_callable("reset", reset))
+        never = "TransientPool never waits, so it cannot await one: pass a plain function"
+        for field, fn in (
+            ("new", lifecycle.create),
+            ("reset", lifecycle.reset),
+            ("accept", accept),
+        ):
+            _validate.synchronous(field, fn, pool="TransientPool", hint=never)
         self._new: Callable[[], T] = lifecycle.create
         self._reset = lifecycle.reset
         self._check = lifecycle.check

@@ -174,6 +174,8 @@ class AsyncFreeListPool(FreeListShell[T]):
         self._opening: asyncio.Future[None] | None = None
         #: Async destroys, and creates whose caller left, running as the pool's own tasks.
         self._chores = Chores(self.name)
+        #: Async creates running now (for callers, for the filler, or left by callers).
+        self._creates: set[asyncio.Future[Any]] = set()
         self._tending = _Tending()
         self._tender: asyncio.Task[None] | None = None
         _fork.register(self)
@@ -214,7 +216,7 @@ class AsyncFreeListPool(FreeListShell[T]):
         or check it would need is started as the pool's own task instead (its resource then
         goes to the pool), and None is returned.
         """
-        if _get_running_loop() is not self._loop:
+        if _get_running_loop() is not self._loop or self._loop is None:
             self._enter("try_acquire()")
         try:
             entry = self._core.take_nowait()
@@ -273,6 +275,8 @@ class AsyncFreeListPool(FreeListShell[T]):
             self._adopt_orphans()
         with self._lock:
             todo = self._core.close()
+        for task in list(self._creates):  # what they would make is not wanted any more
+            task.cancel()
         try:
             self._perform(todo)
         finally:
@@ -355,7 +359,7 @@ class AsyncFreeListPool(FreeListShell[T]):
     async def _acquire_slow(self, timeout: float | None, entry: Entry[T] | None) -> Entry[T]:
         """Acquire with waiting, creating and checking; *entry* came from the lock-free take
         (then the loop is the pool's). Returns the entry, counted as lent."""
-        if entry is None and _get_running_loop() is not self._loop:
+        if entry is None and (_get_running_loop() is not self._loop or self._loop is None):
             self._enter("acquire()")
         if self._orphans:
             self._adopt_orphans()
@@ -476,7 +480,7 @@ class AsyncFreeListPool(FreeListShell[T]):
             self._create_failed()
             raise
         if inspect.isawaitable(made):
-            task = asyncio.ensure_future(made)
+            task = self._create_task(made)
             try:
                 left = None if deadline is None else max(0.0, deadline - self._clock())
                 await asyncio.wait((task,), timeout=left)
@@ -486,6 +490,9 @@ class AsyncFreeListPool(FreeListShell[T]):
             if not task.done():
                 self._adopt_create(task)
                 raise self._timed_out(timeout)
+            if task.cancelled():  # by close()
+                self._create_failed(error=False)
+                raise PoolClosed(f"pool {self.name!r} was closed while creating")
             try:
                 made = task.result()
             except BaseException:
@@ -497,7 +504,6 @@ class AsyncFreeListPool(FreeListShell[T]):
     def _adopt_create(self, task: asyncio.Future[Any]) -> None:
         """The caller of an async ``create`` left before it ended: the pool takes the
         outcome, a resource for the idle list (or the next waiter), or a failure."""
-        self._chores.track(task)
         task.add_done_callback(self._created_late)
 
     def _created_late(self, task: asyncio.Future[Any]) -> None:
@@ -587,7 +593,7 @@ class AsyncFreeListPool(FreeListShell[T]):
             self._create_failed()
             raise
         if inspect.isawaitable(made):
-            self._adopt_create(asyncio.ensure_future(made, loop=self._loop))
+            self._adopt_create(self._create_task(made))
             return None
         with self._lock:
             return self._core.filled(made, self._clock())
@@ -712,18 +718,31 @@ class AsyncFreeListPool(FreeListShell[T]):
             self._report_held(entry)
 
     async def _fill_one(self, unstarted: int) -> bool:
-        """Create one owed resource and hand it over; False if ``create`` failed."""
+        """Create one owed resource and hand it over; False if ``create`` failed (or was
+        cancelled: ``close()`` cancels creates in flight, and so may their owner)."""
         try:
             made = self._create()
             if inspect.isawaitable(made):
-                made = await made
+                task = self._create_task(made)
+                try:
+                    await asyncio.wait((task,))
+                except BaseException:
+                    task.cancel()
+                    raise
+                made = task.result()  # raises what create raised, or CancelledError
         except BaseException as exc:
             self._fill_failed(exc, unstarted)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             return False
         self._stock(made, owed=True)
         return True
+
+    def _create_task(self, made: Awaitable[Any]) -> asyncio.Future[Any]:
+        """An async ``create`` as a task of the pool's, which ``close()`` cancels."""
+        task = asyncio.ensure_future(made, loop=self._loop)
+        self._creates.add(task)
+        task.add_done_callback(self._creates.discard)
+        self._chores.track(task)
+        return task
 
     async def _prime(self, count: int) -> None:
         """Create *count* resources now; if one fails, destroy the others and raise."""
@@ -781,5 +800,6 @@ class AsyncFreeListPool(FreeListShell[T]):
         self._state = _NEW
         self._opening = None
         self._chores = Chores(self.name)
+        self._creates = set()
         self._tending = _Tending()
         self._tender = None

@@ -5,8 +5,9 @@ The run is a list of named scenarios, each a module here and a thin script in
 :mod:`.contended` (eight threads on four resources, throughput and waits, against a
 ``queue.Queue`` used as a pool), :mod:`.worker` (``WorkerPool`` against a bare queue round
 trip and ``ThreadPoolExecutor``), :mod:`.transient` (``TransientPool`` and ``BufferPool``
-against a deque and allocation) and :mod:`.health` (the health options' cost and a fault
-drill).
+against a deque and allocation), :mod:`.health` (the health options' cost and a fault
+drill) and :mod:`.asyncio_` (the asyncio pools against ``asyncio.Queue`` and psycopg_pool's
+``AsyncConnectionPool``, on one event loop).
 
 Every scenario returns tables (:mod:`._report`); this module prints them as they come,
 and writes them as JSON and a chart when asked. Each row is timed in interleaved rounds
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
-from respool.bench import contended, health, transient, uncontended, worker
+from respool.bench import asyncio_, contended, health, transient, uncontended, worker
 from respool.bench._report import (
     ScenarioReport,
     machine_info,
@@ -59,6 +60,11 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             transient.run,
         ),
         Scenario("health", "what the health options cost, and a fault drill", health.run),
+        Scenario(
+            "asyncio",
+            "the asyncio pools against asyncio.Queue and psycopg_pool, one loop",
+            asyncio_.run,
+        ),
     )
 }
 

@@ -12,9 +12,10 @@ silently disappears would look like a result.
 
 The peers' connections are fakes with no I/O at all, so the tables price each pool's own
 bookkeeping and nothing else: psycopg_pool gets a connection class whose ``connect`` returns
-an object reporting an idle transaction status, SQLAlchemy a creator returning an object with
-``rollback`` and ``close``, and redis-py its own ``Connection`` class with the socket calls
-replaced by no-ops.
+an object reporting an idle transaction status (a coroutine ``connect`` for its
+``AsyncConnectionPool``, opened as an :class:`AsyncBorrower` on the running loop),
+SQLAlchemy a creator returning an object with ``rollback`` and ``close``, and redis-py its
+own ``Connection`` class with the socket calls replaced by no-ops.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import importlib.util
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from operator import methodcaller
 from typing import Any, Final
@@ -34,8 +35,11 @@ from respool.fixed import FixedPool
 from respool.stats import PoolStats
 
 __all__ = [
+    "ASYNC_PEERS",
     "BASELINES",
     "PEERS",
+    "AsyncBorrower",
+    "AsyncOpener",
     "Borrower",
     "ConditionPool",
     "Opener",
@@ -64,6 +68,24 @@ class Borrower:
 
 #: Opens a pool of that many resources for one case.
 Opener = Callable[[int], Borrower]
+
+
+@dataclass(frozen=True)
+class AsyncBorrower:
+    """One open pool, as the asyncio timing loops see it: ``await get()``, ``await put(x)``."""
+
+    get: Callable[[], Awaitable[Any]]
+    put: Callable[[Any], Awaitable[object]]
+    close: Callable[[], Awaitable[object]]
+    #: respool's pools only: their statistics (the fairness figures come from there).
+    stats: Callable[[], PoolStats] | None = None
+    #: The fairness window in seconds, for a respool pool that has one.
+    window: float | None = None
+
+
+#: Opens a pool of that many resources for one asyncio case; awaited on the loop that will
+#: use it.
+AsyncOpener = Callable[[int], Awaitable[AsyncBorrower]]
 
 
 def installed(module: str) -> bool:
@@ -264,6 +286,40 @@ def psycopg_connection_pool(size: int) -> Borrower:
     return Borrower(pool.getconn, pool.putconn, pool.close)
 
 
+class _FakeAsyncPsycopgConnection(_FakePsycopgConnection):
+    """The same for psycopg_pool's ``AsyncConnectionPool``: ``connect`` and ``close`` are
+    coroutines, as on ``psycopg.AsyncConnection``."""
+
+    @classmethod
+    async def connect(  # type: ignore[override]
+        cls, conninfo: str = "", **kwargs: object
+    ) -> _FakeAsyncPsycopgConnection:
+        from psycopg.pq import TransactionStatus
+
+        return cls(TransactionStatus.IDLE)
+
+    async def close(self) -> None:  # type: ignore[override]
+        self.closed = True
+
+
+async def psycopg_async_connection_pool(size: int) -> AsyncBorrower:
+    """psycopg_pool's ``AsyncConnectionPool``: ``await getconn()`` and ``await putconn()``,
+    with a fake connection class (no server). Opened on the running loop."""
+    _require("psycopg", "psycopg_pool")
+    from psycopg_pool import AsyncConnectionPool
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        "",
+        connection_class=_FakeAsyncPsycopgConnection,
+        min_size=size,
+        max_size=size,
+        open=False,
+        name="bench-psycopg-async",
+    )
+    await pool.open(wait=True, timeout=30.0)
+    return AsyncBorrower(pool.getconn, pool.putconn, pool.close)
+
+
 def _no_io_connection_class() -> type[Any]:
     """redis-py's ``Connection`` with its socket calls stubbed out: the pool still runs its
     own checks (``connect``, ``can_read``) on every checkout, which then cost nothing."""
@@ -312,4 +368,8 @@ BLOCKING_PEERS: Final[dict[str, Opener]] = {
     "SQLAlchemy QueuePool": sqlalchemy_queue_pool,
     "psycopg_pool ConnectionPool": psycopg_connection_pool,
     "redis-py BlockingConnectionPool": redis_blocking_pool,
+}
+#: Peers of the asyncio scenario, by row name.
+ASYNC_PEERS: Final[dict[str, AsyncOpener]] = {
+    "psycopg_pool AsyncConnectionPool": psycopg_async_connection_pool,
 }

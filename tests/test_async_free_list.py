@@ -1,0 +1,596 @@
+"""What only the asyncio free-list pools have: loops, async callbacks, and cancellation.
+
+The behaviour both shells share runs in test_behaviour.py (the asyncio pools behind a
+blocking facade); here the tests are coroutines, run by ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import random
+import warnings
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import respool
+from respool.errors import LeaseError, PoolClosed, PoolTimeout
+from tests.conftest import Boom
+
+KINDS = ["fixed", "elastic"]
+
+
+@dataclass(eq=False)
+class Conn:
+    """A fake connection: an identity, and what happened to it."""
+
+    n: int
+    destroyed: bool = False
+    broken: bool = False
+    users: int = 0  # lent right now (must never exceed 1)
+
+
+@dataclass
+class AsyncLife:
+    """Async callbacks that record calls, with a switch per callback: ok, raise, slow, hang."""
+
+    made: list[Conn] = field(default_factory=list)
+    destroyed: list[Conn] = field(default_factory=list)
+    create_mode: str = "ok"
+    check_mode: str = "ok"
+    reset_mode: str = "ok"
+    destroy_mode: str = "ok"
+    numbers: Any = field(default_factory=itertools.count)
+
+    async def _behave(self, mode: str) -> None:
+        if mode == "raise":
+            raise Boom(mode)
+        if mode == "slow":
+            await asyncio.sleep(0.002)
+        elif mode == "hang":
+            await asyncio.sleep(3600)
+        else:
+            await asyncio.sleep(0)
+
+    async def create(self) -> Conn:
+        await self._behave(self.create_mode)
+        conn = Conn(next(self.numbers))
+        self.made.append(conn)
+        return conn
+
+    async def check(self, conn: Conn) -> bool:
+        assert not conn.destroyed, f"check of destroyed {conn}"
+        await self._behave(self.check_mode)
+        return not conn.broken
+
+    async def reset(self, conn: Conn) -> None:
+        assert not conn.destroyed, f"reset of destroyed {conn}"
+        await self._behave(self.reset_mode)
+
+    async def destroy(self, conn: Conn) -> None:
+        assert not conn.destroyed, f"{conn} destroyed twice"
+        conn.destroyed = True
+        self.destroyed.append(conn)
+        await self._behave(self.destroy_mode)
+
+    def lifecycle(self, *, check: bool = True) -> respool.Lifecycle[Any]:
+        return respool.Lifecycle(
+            self.create,
+            reset=self.reset,
+            check=self.check if check else None,
+            destroy=self.destroy,
+        )
+
+
+def make(kind: str, lifecycle: Any, capacity: int = 2, **options: Any) -> Any:
+    if kind == "fixed":
+        return respool.AsyncFixedPool(lifecycle, size=capacity, **options)
+    options.setdefault("max_idle", capacity)
+    return respool.AsyncElasticPool(lifecycle, max_size=capacity, **options)
+
+
+def run(coro: Awaitable[Any]) -> Any:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def quiet(pool: Any) -> None:
+    """Let the pool's background work and chores finish, then check the counting rules."""
+    from tests.async_facade import quiesce
+
+    await quiesce(pool)
+    stats = pool.stats()
+    assert stats.created - stats.destroyed == stats.size == stats.idle + stats.in_use, stats
+    assert stats.waiting == 0, stats
+    with pool._lock:
+        pool._core.check_invariants()
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+# -- loops, opening, closing -----------------------------------------------------------------
+
+
+def test_pool_is_built_outside_a_loop_and_creates_nothing_until_opened(kind: str) -> None:
+    """No loop is needed to construct; resources are made by open() on the running loop."""
+    life = AsyncLife()
+    pool = (
+        make(kind, life.lifecycle(), min_idle=1)
+        if kind == "elastic"
+        else make(kind, life.lifecycle())
+    )
+    assert life.made == []
+
+    async def main() -> None:
+        async with pool:
+            assert len(life.made) == (2 if kind == "fixed" else 1)
+            async with pool.acquire() as conn:
+                assert isinstance(conn, Conn)
+        assert pool.closed
+
+    run(main())
+    assert all(conn.destroyed for conn in life.made)
+
+
+def test_first_use_without_open_binds_the_loop_and_fills_in_the_background() -> None:
+    """A pool used before open() still lends: the background task makes what it must hold."""
+    life = AsyncLife()
+    pool = respool.AsyncFixedPool(life.lifecycle(), size=2)
+
+    async def main() -> None:
+        async with pool.acquire(timeout=2) as conn:
+            assert isinstance(conn, Conn)
+        await quiet(pool)
+        assert pool.stats().size == 2
+        await pool.close()
+
+    run(main())
+
+
+def test_a_second_event_loop_is_refused_clearly() -> None:
+    """Resources belong to the loop that made them: another loop gets a RuntimeError."""
+    pool = respool.AsyncFixedPool(lambda: object(), size=1)
+
+    async def first() -> None:
+        await pool.open()
+        async with pool.acquire():
+            pass
+
+    async def second() -> None:
+        with pytest.raises(RuntimeError, match="event loop"):
+            async with pool.acquire():
+                pass
+        with pytest.raises(RuntimeError, match="event loop"):
+            pool.try_acquire()
+        with pytest.raises(RuntimeError, match="event loop"):
+            await pool.open()
+
+    run(first())
+    run(second())
+
+
+def test_try_acquire_outside_a_loop_says_it_needs_one() -> None:
+    """try_acquire() is plain, but an asyncio pool still needs its running loop."""
+    pool = respool.AsyncFixedPool(lambda: object(), size=1)
+    with pytest.raises(RuntimeError, match="running asyncio event loop"):
+        pool.try_acquire()
+
+
+def test_failing_open_destroys_what_it_made_and_raises(kind: str) -> None:
+    """open(): the create error propagates, earlier resources are destroyed, the pool closes."""
+    life = AsyncLife()
+    calls = 0
+
+    async def create() -> Conn:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Boom("second")
+        return await life.create()
+
+    options = {"min_idle": 2} if kind == "elastic" else {}
+    pool = make(kind, respool.Lifecycle(create, destroy=life.destroy), **options)
+
+    async def main() -> None:
+        with pytest.raises(Boom):
+            await pool.open()
+        assert pool.closed
+        await pool.close()
+
+    run(main())
+    assert [c.destroyed for c in life.made] == [True]
+    stats = pool.stats()
+    assert stats.created - stats.destroyed == stats.size == 0
+
+
+def test_close_with_waiters_and_leases_outstanding(kind: str) -> None:
+    """Waiters get PoolClosed; a lease ended after close() destroys its resource."""
+    life = AsyncLife()
+    pool = make(kind, life.lifecycle(), capacity=1)
+
+    async def main() -> None:
+        await pool.open()
+        lease = await pool.acquire()
+        waiter = asyncio.create_task(pool.acquire(timeout=5).__aenter__())
+        while pool.stats().waiting == 0:
+            await asyncio.sleep(0)
+        await pool.close()
+        with pytest.raises(PoolClosed):
+            await waiter
+        assert not lease.resource.destroyed
+        await lease.release()
+        await quiet(pool)
+        assert lease_resource_destroyed(life)
+        with pytest.raises(PoolClosed):
+            await pool.acquire()
+
+    def lease_resource_destroyed(life: AsyncLife) -> bool:
+        return all(conn.destroyed for conn in life.made)
+
+    run(main())
+
+
+def test_pool_collected_while_open_ends_its_task_and_destroys_idle_resources() -> None:
+    """Nothing pending is left behind by a pool dropped while open (and its idle go)."""
+    life = AsyncLife()
+
+    async def main() -> None:
+        pool = respool.AsyncFixedPool(life.lifecycle(), size=2, max_lifetime=60)
+        await pool.open()
+        async with pool.acquire():
+            pass
+        task = pool._tender
+        assert task is not None
+        del pool
+        gc.collect()
+        await asyncio.wait_for(task, 2)  # it ended
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run(main())
+    assert len(life.made) == 2
+    assert all(conn.destroyed for conn in life.made)
+
+
+def test_async_and_plain_callbacks_mix(kind: str) -> None:
+    """Any callback may be plain or async def, or a plain function returning an awaitable."""
+    made: list[Conn] = []
+    reset_calls: list[int] = []
+
+    async def connect() -> Conn:
+        conn = Conn(len(made))
+        made.append(conn)
+        return conn
+
+    pool = make(
+        kind,
+        lambda: connect(),  # a plain function returning a coroutine
+        reset=lambda conn: reset_calls.append(conn.n),
+        check=lambda conn: not conn.broken,
+        destroy=lambda conn: setattr(conn, "destroyed", True),
+    )
+
+    async def main() -> None:
+        async with pool:
+            async with pool.acquire() as conn:
+                conn.broken = True
+            async with pool.acquire() as other:
+                assert other is not conn  # the broken one failed its check
+            assert conn.destroyed
+        assert reset_calls
+
+    run(main())
+
+
+def test_threaded_pools_refuse_async_callbacks() -> None:
+    """An async def callback on a threaded pool would never run: TypeError naming the twin."""
+
+    async def create() -> object:
+        return object()
+
+    with pytest.raises(TypeError, match="AsyncFixedPool"):
+        respool.FixedPool(create, size=1)
+    with pytest.raises(TypeError, match="AsyncElasticPool"):
+        respool.ElasticPool(lambda: object(), reset=create_reset)
+
+
+async def create_reset(obj: object) -> None:
+    """An async reset, for the refusal test."""
+
+
+def test_acquire_is_awaitable_and_a_context_manager(kind: str) -> None:
+    """await acquire() gives the lease; async with gives the resource; misuse is clear."""
+    pool = make(kind, AsyncLife().lifecycle())
+
+    async def main() -> None:
+        async with pool:
+            pending = pool.acquire()
+            with pytest.raises(LeaseError, match="not acquired yet"):
+                _ = pending.resource
+            lease = await pending
+            assert lease is pending and lease.active
+            with pytest.raises(LeaseError, match="acquired already"):
+                await lease
+            async with lease as conn:  # a held lease can end with async with
+                assert conn is lease.resource
+            assert not lease.active
+            with pytest.raises(LeaseError):
+                await lease.release()
+            other = await pool.acquire()
+            await other.discard()
+            assert pool.stats().retired["abort"] == 1
+
+    run(main())
+
+
+def test_try_acquire_with_an_async_check_never_waits(kind: str) -> None:
+    """A resource due for an async check is checked by the pool's task; None meanwhile."""
+    life = AsyncLife()
+    pool = make(kind, life.lifecycle(), capacity=1)
+
+    async def main() -> None:
+        async with pool:
+            async with pool.acquire():
+                pass
+            assert pool.try_acquire() is None  # its check runs in the background
+            await quiet(pool)
+            async with pool.acquire() as conn:
+                assert not conn.destroyed
+
+    run(main())
+
+
+# -- cancellation -------------------------------------------------------------------------------
+
+
+def test_cancelled_waiter_loses_nothing_even_when_granted_at_that_instant(kind: str) -> None:
+    """A resource handed to a waiter as it is cancelled goes on to the next waiter."""
+    pool = make(kind, AsyncLife().lifecycle(check=False), capacity=1, fairness="fifo")
+
+    async def main() -> None:
+        async with pool:
+            held = await pool.acquire()
+            first = asyncio.create_task(pool.acquire(timeout=5)._acquire())
+            second = asyncio.create_task(pool.acquire(timeout=5)._acquire())
+            while pool.stats().waiting < 2:
+                await asyncio.sleep(0)
+            await held.release()  # granted to `first`, whose task has not run yet...
+            first.cancel()  # ...and is cancelled before it does
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            lease = await asyncio.wait_for(second, 2)  # the grant went on
+            await lease.release()
+            await quiet(pool)
+
+    run(main())
+
+
+def test_wait_for_around_acquire_always_bounds_it(kind: str) -> None:
+    """wait_for and asyncio.timeout cut a waiting acquire short; nothing is stranded."""
+    pool = make(kind, AsyncLife().lifecycle(), capacity=1)
+
+    async def main() -> None:
+        async with pool:
+            held = await pool.acquire()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(pool.acquire(timeout=None)._acquire(), 0.05)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05), pool.acquire(timeout=None):
+                    pass
+            await held.release()
+            async with pool.acquire(timeout=1):
+                pass
+            await quiet(pool)
+
+    run(main())
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout", "wait_for", "inner timeout"])
+def test_body_cut_short_destroys_the_resource(kind: str, how: str) -> None:
+    """Cancelled or timed out inside the block: destroyed, never lent again."""
+    life = AsyncLife()
+    pool = make(kind, life.lifecycle(check=False), capacity=1)
+
+    async def main() -> None:
+        async with pool:
+            inside = asyncio.Event()
+            seen: list[Conn] = []
+
+            async def body() -> None:
+                async with pool.acquire() as conn:
+                    seen.append(conn)
+                    inside.set()
+                    if how == "inner timeout":
+                        async with asyncio.timeout(0.01):
+                            await asyncio.sleep(10)
+                    await asyncio.sleep(10)
+
+            if how == "cancel":
+                task = asyncio.create_task(body())
+                await inside.wait()
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            elif how == "timeout":
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.01):
+                        await body()
+            else:
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(body(), 0.01 if how == "wait_for" else 5)
+            await quiet(pool)
+            assert seen[0].destroyed
+            assert pool.stats().retired["abort"] == 1
+            async with pool.acquire(timeout=1) as conn:
+                assert conn is not seen[0]
+
+    run(main())
+
+
+@pytest.mark.parametrize("where", ["create", "check", "reset"])
+def test_cancelled_inside_a_callback_leaves_counts_exact(kind: str, where: str) -> None:
+    """Cancelled while create/check/reset runs for it: counts exact, nothing lent twice,
+    the interrupted resource destroyed (or, for a create, handed to the pool)."""
+    life = AsyncLife()
+    setattr(life, f"{where}_mode", "slow")
+    pool = make(kind, life.lifecycle(), capacity=1)
+
+    async def main() -> None:
+        if where != "create":
+            await pool.open()
+            async with pool.acquire():  # one idle resource, used once: the next is checked
+                pass
+        else:
+            pool._enter("test")  # bound, nothing made yet: the acquire creates (elastic)
+        lease: Any = None
+
+        async def use() -> None:
+            nonlocal lease
+            lease = await pool.acquire(timeout=5)
+            if where == "reset":
+                await lease.release()
+
+        task = asyncio.create_task(use())
+        await asyncio.sleep(0.001)  # inside the slow callback (2 ms)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.01)  # let a create the caller left finish
+        await quiet(pool)
+        stats = pool.stats()
+        assert stats.in_use == 0, stats
+        if where in ("check", "reset"):
+            assert any(conn.destroyed for conn in life.made)
+        async with pool.acquire(timeout=2) as conn:
+            assert not conn.destroyed
+        await pool.close()
+        await quiet(pool)
+        assert all(conn.destroyed for conn in life.made)
+
+    run(main())
+
+
+def test_a_hanging_async_create_is_bounded_by_the_acquire_timeout() -> None:
+    """acquire(timeout=) bounds an async create that hangs; close() ends it."""
+    life = AsyncLife(create_mode="hang")
+    pool = respool.AsyncElasticPool(life.lifecycle(), max_size=1)
+
+    async def main() -> None:
+        pool._enter("test")
+        with pytest.raises(PoolTimeout):
+            await pool.acquire(timeout=0.05)
+        for task in pool._chores.tasks:
+            task.cancel()
+        await pool.close()
+        await quiet(pool)
+        assert pool.stats().creating == 0
+
+    run(main())
+
+
+# -- the fault matrix ----------------------------------------------------------------------------
+
+CALLBACKS = ["create", "check", "reset", "destroy"]
+MODES = ["ok", "raise", "slow", "hang"]
+
+
+@pytest.mark.parametrize("callback", CALLBACKS)
+@pytest.mark.parametrize("mode", MODES)
+def test_fault_matrix(kind: str, callback: str, mode: str) -> None:
+    """Many tasks, cancelled at random points, one callback failing one way (raising, slow,
+    hanging until cancelled): afterwards nothing was lent twice, size <= max,
+    created - destroyed == size == idle + in_use, nobody waits, and once the pool is closed
+    every resource made was destroyed exactly once."""
+    rng = random.Random(f"{kind}-{callback}-{mode}")
+    life = AsyncLife()
+    capacity = 3
+    pool = make(kind, life.lifecycle(), capacity=capacity, timeout=0.2)
+
+    async def use() -> None:
+        try:
+            # A hang is cut short by this deadline: one more cancellation, at a random point.
+            async with asyncio.timeout(0.3), pool.acquire(timeout=0.2) as conn:
+                conn.users += 1
+                try:
+                    assert conn.users == 1, f"{conn} lent twice"
+                    assert not conn.destroyed
+                    await asyncio.sleep(rng.choice([0, 0, 0.001]))
+                finally:
+                    conn.users -= 1
+        except (PoolTimeout, Boom, TimeoutError):
+            pass
+
+    async def main() -> None:
+        await pool.open()
+        setattr(life, f"{callback}_mode", mode)
+        tasks = [asyncio.create_task(use()) for _ in range(60)]
+        for _ in range(20):
+            await asyncio.sleep(rng.choice([0, 0.0005, 0.001]))
+            rng.choice(tasks).cancel()
+            assert pool.stats().size <= capacity
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            assert result is None or isinstance(result, asyncio.CancelledError), result
+        setattr(life, f"{callback}_mode", "ok")
+        for chore in pool._chores.tasks:  # hanging destroys or creates left to the pool
+            chore.cancel()
+        await quiet(pool)
+        await asyncio.wait_for(pool.close(), 2)
+        await quiet(pool)
+
+    run(main())
+    stats = pool.stats()
+    assert stats.size == 0 and stats.in_use == 0 and stats.waiting == 0, stats
+    assert stats.created == stats.destroyed, stats
+    assert all(conn.users == 0 for conn in life.made)
+    # AsyncLife asserts that none is destroyed twice.
+    assert len(life.destroyed) == len(life.made), (len(life.destroyed), len(life.made))
+
+
+def test_chaos_soak_of_many_tasks_with_cancellations_and_faults(kind: str) -> None:
+    """A longer mix: faults switching at random while tasks come, hold, cancel and time out."""
+    rng = random.Random(kind)
+    life = AsyncLife()
+    pool = make(kind, life.lifecycle(), capacity=4, max_uses=7)
+
+    async def worker(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(rng.choice([0.002, 0.02, 1])):
+                    async with pool.acquire(timeout=0.05) as conn:
+                        conn.users += 1
+                        try:
+                            assert conn.users == 1
+                            await asyncio.sleep(rng.choice([0, 0.001, 0.005]))
+                        finally:
+                            conn.users -= 1
+            except (PoolTimeout, Boom, TimeoutError):
+                pass
+
+    async def main() -> None:
+        await pool.open()
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(worker(stop)) for _ in range(16)]
+        for _ in range(40):
+            await asyncio.sleep(0.005)
+            for name in ("create", "check", "reset", "destroy"):
+                setattr(life, f"{name}_mode", rng.choice(["ok", "ok", "raise", "slow"]))
+            rng.choice(workers).cancel()
+        stop.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for name in ("create", "check", "reset", "destroy"):
+            setattr(life, f"{name}_mode", "ok")
+        await quiet(pool)
+        await pool.close()
+        await quiet(pool)
+
+    run(main())
+    assert len(life.destroyed) == len(life.made)
+    assert all(conn.users == 0 for conn in life.made)
