@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from respool import _debug
 from respool._core import policy
 from respool._core.free_list import ERROR
+from respool._free_list_shell import FROM_POOL
 from respool.errors import LeaseError, StillInUse
 
 if TYPE_CHECKING:
@@ -258,6 +259,7 @@ class AsyncLease(Generic[T]):
     __slots__ = ("_entry", "_pool", "_timeout")
 
     _pool: _AsyncOwner
+    #: What ``acquire(timeout=...)`` was given; unset for the pool's own timeout.
     #: ``_PENDING`` until acquired, the entry while active, None once ended.
     _entry: Any
     _timeout: Any
@@ -312,13 +314,16 @@ class AsyncLease(Generic[T]):
     def _history(self) -> str:
         return ""
 
-    async def __aenter__(self) -> T:
+    async def __aenter__(
+        self, _pending: Any = _PENDING, _running_loop: Any = _get_running_loop
+    ) -> T:
+        # (The defaults are globals bound once: every caller's hot path reads them.)
         entry = self._entry
-        if entry is not _PENDING:  # acquired by ``await`` already, or ended
+        if entry is not _pending:  # acquired by ``await`` already, or ended
             return self.resource
         pool = self._pool
         entry = None
-        if _get_running_loop() is pool._loop:  # (else the slow path binds it, or refuses)
+        if _running_loop() is pool._loop:  # (else the slow path binds it, or refuses)
             try:
                 entry = pool._core.take_nowait()
             except IndexError:  # none idle
@@ -327,7 +332,8 @@ class AsyncLease(Generic[T]):
                 entry.uses += 1
                 self._entry = entry
                 return entry.resource  # type: ignore[no-any-return]
-        entry = await pool._acquire_slow(self._timeout, entry)
+        # (``_timeout`` is set only when the caller gave one: a store saved per acquire.)
+        entry = await pool._acquire_slow(getattr(self, "_timeout", FROM_POOL), entry)
         self._entry = entry
         return entry.resource  # type: ignore[no-any-return]
 
