@@ -137,6 +137,11 @@ class PoolFacade:
     def resize(self, *args: Any, **kwargs: Any) -> None:
         self._runner.call(lambda: self._pool.resize(*args, **kwargs))
 
+    def _tend(self) -> float | None:
+        """One round of the pool's background work, as the white-box tests call it."""
+        result: float | None = self._runner.run(self._pool._tend())
+        return result
+
     def settle(self) -> None:
         """Wait until the pool's background task has done what is asked of it so far."""
         self._runner.run(quiesce(self._pool))
