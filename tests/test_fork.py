@@ -145,3 +145,51 @@ def test_child_never_resets_checks_or_destroys_the_parents_resource(
     box[0].release()  # the parent's own lease is still good in the parent
     assert pool.stats().leaks == 0
     pool.close()
+
+
+@pytest.mark.parametrize("kind", ["fixed", "elastic"])
+def test_asyncio_pool_child_binds_its_own_loop_and_starts_afresh(
+    tracker: Tracker, kind: str
+) -> None:
+    """An asyncio pool forked while open: the child's first use binds a new loop and makes
+    new resources; the parent's are neither reused nor destroyed (nor is its loop touched)."""
+    import asyncio
+
+    pool: Any
+    if kind == "fixed":
+        pool = respool.AsyncFixedPool(tracker.lifecycle(), size=2)
+    else:
+        pool = respool.AsyncElasticPool(tracker.lifecycle(), min_idle=2, max_idle=2)
+    held: list[Any] = []
+
+    async def parent_side() -> None:
+        await pool.open()
+        held.append(await pool.acquire())
+
+    asyncio.run(parent_side())  # the parent's loop is closed now, its lease still out
+    parents = [res.n for res in tracker.made]
+
+    def child() -> dict[str, object]:
+        async def use() -> dict[str, object]:
+            async with pool.acquire(timeout=2) as res:
+                got = res.n
+            await held[0].release()  # from before the fork: forgotten, not reused
+            async with pool.acquire(timeout=2) as res:
+                again = res.n
+            await pool.close()
+            return {"got": got, "again": again, "destroyed": [r.n for r in tracker.destroyed]}
+
+        return asyncio.run(use())
+
+    report = fork_and_report(child)
+    assert report["got"] not in parents
+    assert report["again"] not in parents
+    assert not set(report["destroyed"]) & set(parents)  # type: ignore[arg-type]
+    assert not tracker.destroyed  # in the parent: nothing touched
+
+    async def parent_ends() -> None:  # (its own loop is gone: closing still destroys)
+        await held.pop().release()
+        await pool.close()
+
+    asyncio.run(parent_ends())
+    assert sorted(res.n for res in tracker.destroyed) == parents
