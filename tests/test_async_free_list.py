@@ -594,3 +594,47 @@ def test_chaos_soak_of_many_tasks_with_cancellations_and_faults(kind: str) -> No
     run(main())
     assert len(life.destroyed) == len(life.made)
     assert all(conn.users == 0 for conn in life.made)
+
+
+# -- debug mode ------------------------------------------------------------------------------
+
+
+def test_debug_mode_refuses_a_resource_still_in_use_and_names_where_it_was_acquired(
+    kind: str, debug_mode: None
+) -> None:
+    """Debug mode on an asyncio pool: a resource given back while still referenced is
+    destroyed with StillInUse; a stale lease's error shows where it was acquired."""
+    pool = make(kind, lambda: bytearray(16), capacity=1)
+    holders: list[memoryview] = []
+
+    async def acquire_here() -> respool.AsyncLease[bytearray]:
+        return await pool.acquire()
+
+    async def main() -> None:
+        async with pool:
+            lease = await acquire_here()
+            assert isinstance(lease, respool.AsyncLease)
+            holders.append(memoryview(lease.resource))
+            with pytest.raises(respool.StillInUse, match="acquire_here"):
+                await lease.release()
+            holders.clear()
+            with pytest.raises(LeaseError, match="acquire_here"):
+                await lease.release()
+            assert pool.stats().retired["error"] == 1
+            async with pool.acquire(timeout=1) as buf:  # replaced, lent again
+                assert isinstance(buf, bytearray)
+
+    run(main())
+
+
+def test_debug_mode_off_lends_plain_async_leases(kind: str, normal_mode: None) -> None:
+    """Debug off: the plain AsyncLease, with nothing recorded."""
+    pool = make(kind, lambda: object(), capacity=1)
+
+    async def main() -> None:
+        async with pool:
+            lease = await pool.acquire()
+            assert type(lease) is respool.AsyncLease
+            await lease.release()
+
+    run(main())

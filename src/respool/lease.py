@@ -24,7 +24,7 @@ from respool.errors import LeaseError, StillInUse
 if TYPE_CHECKING:
     from respool._core.free_list import Entry
 
-__all__ = ["AsyncLease", "DebugLease", "Lease"]
+__all__ = ["AsyncDebugLease", "AsyncLease", "DebugLease", "Lease"]
 
 T = TypeVar("T")
 
@@ -130,7 +130,67 @@ class Lease(Generic[T]):
         return f"<Lease {state} from pool {self._pool.name!r}>"
 
 
-class DebugLease(Lease[T]):
+class _Recorder:
+    """What a debug lease records, the same in both shells: where it was acquired and where
+    it ended (for every ``LeaseError``), and how many references its resource had when lent
+    (to refuse one still in use at its return: *not quite done*)."""
+
+    __slots__ = ()
+
+    _held: Any
+    _acquired_at: StackSummary
+    _ended_at: StackSummary
+    _refs: int
+    _pool: Any
+
+    # Pools set ``_entry`` directly (see Lease); as a property here it takes the snapshot
+    # when the pool attaches the entry, without the pools having a debug branch.
+    @property
+    def _entry(self) -> Any:
+        return self._held
+
+    @_entry.setter
+    def _entry(self, entry: Any) -> None:
+        if entry is _PENDING:  # an asyncio lease not acquired yet
+            pass
+        elif entry is not None:
+            self._acquired_at = _debug.capture_stack()  # type: ignore[misc]  # (slots of the subclass)
+            self._refs = _debug.references(entry.resource)  # type: ignore[misc]  # (slots of the subclass)
+            entry.trace = self._acquired_at  # for the report, should the lease be lost
+        else:
+            self._ended_at = _debug.capture_stack()  # type: ignore[misc]  # (slots of the subclass)
+            held = getattr(self, "_held", None)
+            if held is not None and held is not _PENDING:
+                held.trace = None
+        self._held = entry
+
+    def _refused(self, entry: Entry[Any]) -> StillInUse | None:
+        """Given back while still referenced from outside? Then it is destroyed, and this is
+        the error to raise."""
+        extra = _debug.references(entry.resource) - self._refs
+        if extra <= 0:
+            return None
+        self._pool._throw_away(entry, ERROR)
+        return StillInUse(
+            f"a resource given back to pool {self._pool.name!r} is still referenced from"
+            f" {extra} more place(s) than when it was lent (a memoryview, a cursor, a list"
+            " or attribute holding it?); it was destroyed instead of being lent again"
+            f"{self._history()}"
+        )
+
+    def _history(self) -> str:
+        acquired = getattr(self, "_acquired_at", None)
+        if acquired is None:
+            return ""
+        text = "\nThe lease was acquired at (most recent call last):\n"
+        text += _debug.format_stack(acquired)
+        ended = getattr(self, "_ended_at", None)
+        if ended is not None:
+            text += f"and ended at:\n{_debug.format_stack(ended)}"
+        return text
+
+
+class DebugLease(_Recorder, Lease[T]):
     """The lease pools hand out while debug mode is on (:func:`respool.debug`).
 
     It records the stack that acquired it (and the one that ended it) for every
@@ -142,30 +202,6 @@ class DebugLease(Lease[T]):
     """
 
     __slots__ = ("_acquired_at", "_ended_at", "_held", "_refs")
-
-    _held: Entry[T] | None
-    _acquired_at: StackSummary
-    _ended_at: StackSummary
-    _refs: int
-
-    # Pools set ``_entry`` directly (see Lease); as a property here it takes the snapshot
-    # when the pool attaches the entry, without the pools having a debug branch.
-    @property
-    def _entry(self) -> Entry[T] | None:
-        return self._held
-
-    @_entry.setter
-    def _entry(self, entry: Entry[T] | None) -> None:
-        if entry is not None:
-            self._acquired_at = _debug.capture_stack()
-            self._refs = _debug.references(entry.resource)
-            entry.trace = self._acquired_at  # for the report, should the lease be lost
-        else:
-            self._ended_at = _debug.capture_stack()
-            held = getattr(self, "_held", None)
-            if held is not None:
-                held.trace = None
-        self._held = entry
 
     def release(self) -> None:
         entry = self._end()
@@ -185,25 +221,10 @@ class DebugLease(Lease[T]):
         self._return(self._end())
 
     def _return(self, entry: Entry[T]) -> None:
-        extra = _debug.references(entry.resource) - self._refs
-        if extra <= 0:
-            self._pool._put(entry)
-            return
-        self._pool._throw_away(entry, ERROR)
-        raise StillInUse(
-            f"a resource given back to pool {self._pool.name!r} is still referenced from"
-            f" {extra} more place(s) than when it was lent (a memoryview, a cursor, a list"
-            " or attribute holding it?); it was destroyed instead of being lent again"
-            f"{self._history()}"
-        )
-
-    def _history(self) -> str:
-        acquired = _debug.format_stack(self._acquired_at)
-        text = f"\nThe lease was acquired at (most recent call last):\n{acquired}"
-        ended = getattr(self, "_ended_at", None)
-        if ended is not None:
-            text += f"and ended at:\n{_debug.format_stack(ended)}"
-        return text
+        error = self._refused(entry)
+        if error is not None:
+            raise error
+        self._pool._put(entry)
 
 
 class _AsyncOwner(Protocol):
@@ -309,9 +330,10 @@ class AsyncLease(Generic[T]):
         return entry  # type: ignore[no-any-return]
 
     def _ended(self, what: str) -> LeaseError:
-        return LeaseError(f"this lease from pool {self._pool.name!r} {what}")
+        return LeaseError(f"this lease from pool {self._pool.name!r} {what}{self._history()}")
 
     def _history(self) -> str:
+        """Where the lease began and ended (known in debug mode only)."""
         return ""
 
     async def __aenter__(
@@ -364,3 +386,33 @@ class AsyncLease(Generic[T]):
         entry = self._entry
         state = "ended" if entry is None else "pending" if entry is _PENDING else "active"
         return f"<AsyncLease {state} from pool {self._pool.name!r}>"
+
+
+class AsyncDebugLease(_Recorder, AsyncLease[T]):
+    """The lease asyncio pools hand out while debug mode is on: as :class:`DebugLease`."""
+
+    __slots__ = ("_acquired_at", "_ended_at", "_held", "_refs")
+
+    async def release(self) -> None:
+        await self._return(self._end())
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None or self._held is None:
+            await super().__aexit__(exc_type, exc, tb)  # (see DebugLease.__exit__)
+            return
+        await self._return(self._end())
+
+    async def _return(self, entry: Entry[T]) -> None:
+        error = self._refused(entry)
+        if error is not None:
+            raise error
+        put = self._pool._put
+        if put is not None:
+            put(entry)
+        else:
+            await self._pool._put_slow(entry)

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
-from respool import _fork, _validate
+from respool import _debug, _fork, _validate
 from respool._asyncio.callbacks import Chores, running_loop
 from respool._core.free_list import (
     CHECK,
@@ -50,7 +50,7 @@ from respool._core.free_list import (
 )
 from respool._free_list_shell import FROM_POOL, FreeListShell
 from respool.errors import PoolClosed
-from respool.lease import _PENDING, AsyncLease
+from respool.lease import _PENDING, AsyncDebugLease, AsyncLease
 from respool.lifecycle import Lifecycle
 from respool.stats import PoolStats
 
@@ -64,6 +64,19 @@ log = logging.getLogger("respool")
 _NEW: Final = "new"
 _OPENING: Final = "opening"
 _OPEN: Final = "open"
+
+
+#: The class of the leases pools hand out: debug mode swaps in :class:`AsyncDebugLease`
+#: here, so the hot path has no debug branch.
+_lease_class: type[AsyncLease[Any]] = AsyncLease
+
+
+def _on_debug(on: bool) -> None:
+    global _lease_class
+    _lease_class = AsyncDebugLease if on else AsyncLease
+
+
+_debug.subscribe(_on_debug)
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -201,7 +214,6 @@ class AsyncFreeListPool(FreeListShell[T]):
         self,
         timeout: float | None = FROM_POOL,
         _new: Any = object.__new__,
-        _lease: Any = AsyncLease,
         _pending: Any = _PENDING,
     ) -> AsyncLease[T]:
         """A lease on a resource, acquired by ``async with`` (yielding the resource) or by
@@ -213,7 +225,7 @@ class AsyncFreeListPool(FreeListShell[T]):
         caller and could not. Cancelling the waiting task loses nothing.
         """
         # (The last three parameters are globals bound once, for the hot path.)
-        lease: AsyncLease[T] = _new(_lease)
+        lease: AsyncLease[T] = _new(_lease_class)
         lease._pool = self
         lease._entry = _pending
         if timeout is not FROM_POOL:
@@ -239,10 +251,9 @@ class AsyncFreeListPool(FreeListShell[T]):
             if entry is None:
                 return None
         entry.uses += 1
-        lease: AsyncLease[T] = object.__new__(AsyncLease)
+        lease: AsyncLease[T] = object.__new__(_lease_class)
         lease._pool = self
         lease._entry = entry
-        lease._timeout = None
         return lease
 
     async def open(self) -> None:
