@@ -329,11 +329,12 @@ class FreeListShell(Generic[T]):
                 todo = core.check_failed(failed, self._clock(), handle, why, since=started)
             if todo.outcome is None and not trying:
                 core.note_timeout()
-        try:
-            self._perform(todo)
-        except BaseException:
-            self._forgo(todo.outcome)  # a destroy was interrupted: strand nothing
-            raise
+        if todo.wake or todo.fill or todo.destroy:  # (usually none: a call saved)
+            try:
+                self._perform(todo)
+            except BaseException:
+                self._forgo(todo.outcome)  # a destroy was interrupted: strand nothing
+                raise
         return todo.outcome
 
     def _create_failed(self, *, error: bool = True) -> None:

@@ -31,6 +31,7 @@ import logging
 import math
 import threading
 import weakref
+from asyncio import Future as _Future
 from asyncio import _get_running_loop
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -406,7 +407,7 @@ class AsyncFreeListPool(FreeListShell[T]):
                 # What is at hand (an idle entry, a grant, a slot to create in), or a place
                 # in the line at this caller's place (after a failed check: see there).
                 waits = deadline is None or deadline > self._clock()
-                handle = loop.create_future() if waits else None
+                handle: _Future[None] | None = _Future(loop=loop) if waits else None
                 outcome = self._ask(handle, failed, why, started, trying=False)
                 if outcome is None:
                     raise self._timed_out(timeout)
@@ -470,7 +471,7 @@ class AsyncFreeListPool(FreeListShell[T]):
                         todo = core.cancel(waiter, now, timed_out=True)
                     self._perform(todo)
                     break
-                waiter.handle = loop.create_future()  # before any move can signal it
+                waiter.handle = _Future(loop=loop)  # before any move can signal it
                 with self._lock:
                     todo = core.look(waiter, now)
                 self._perform(todo)
