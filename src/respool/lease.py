@@ -312,11 +312,11 @@ class AsyncLease(Generic[T]):
     async def release(self) -> None:
         """Give the resource back to be reset and reused. Ending a lease twice is an error."""
         entry = self._end()
-        put = self._pool._put
-        if put is not None:
-            put(entry)
+        pool = self._pool
+        if pool._put is not None:
+            pool._core.put_fast(entry)
         else:
-            await self._pool._put_slow(entry)
+            await pool._put_slow(entry)
 
     async def discard(self) -> None:
         """Give the resource back to be destroyed (it is broken, or its state is unknown)."""
@@ -371,9 +371,8 @@ class AsyncLease(Generic[T]):
         self._entry = None
         pool = self._pool
         if exc_type is None:
-            put = pool._put
-            if put is not None:
-                put(entry)
+            if pool._put is not None:  # nothing to do but put: no Python call while quiet
+                pool._core.put_fast(entry)
             else:
                 await pool._put_slow(entry)
         elif policy.discards(exc_type, pool.discard_on_error):

@@ -279,6 +279,7 @@ class FreeListCore(Generic[T]):
     """
 
     __slots__ = (
+        "_append",
         "backoff",
         "check_failures",
         "checking",
@@ -307,6 +308,7 @@ class FreeListCore(Generic[T]):
         "overtakes",
         "owed",
         "owner",
+        "put_fast",
         "rejected",
         "reset_errors",
         "retired",
@@ -314,10 +316,12 @@ class FreeListCore(Generic[T]):
         "rules",
         "shrinking",
         "size",
+        "stale_out",
         "take",
         "take_contended",
         "take_nowait",
         "timeouts",
+        "trivial_put",
         "wait_time_max",
         "wait_time_total",
         "waiters",
@@ -393,6 +397,16 @@ class FreeListCore(Generic[T]):
         self.take_contended: Callable[[], Entry[T] | None] = _refuse
         self.waiters: deque[Waiter[T]] = deque()
         self.closed = False
+        #: An entry of an earlier generation (made before a ``drain()``, or the parent's in
+        #: a forked child) may still come back: a put must look at generations.
+        self.stale_out = False
+        self._append = self.idle.append
+        #: The put of a shell that no other thread can race (asyncio): the idle list's own
+        #: ``append`` while nothing but the idle list can be concerned (see
+        #: :meth:`_put_rules_changed`), else :meth:`put_nowait`. Swapped like
+        #: ``take_nowait``, so that the uncontended release makes no Python call.
+        self.put_fast: Callable[[Entry[T]], object] = self.put_nowait
+        self.trivial_put = False
         #: Live resources (idle + in use).
         self.size = 0
         #: Slots reserved for resources being created (by callers or the filler).
@@ -422,6 +436,7 @@ class FreeListCore(Generic[T]):
         #: acquirer bumps ``uses`` on the entry it now owns alone, summed when stats are read.
         self.live: dict[int, weakref.ref[Entry[T]]] = {}
         self.retired_uses = 0
+        self._put_rules_changed()
 
     # -- non-blocking moves (no lock needed: see the module docstring) ------------------
 
@@ -923,6 +938,8 @@ class FreeListCore(Generic[T]):
         if self.closed:
             return todo
         self.generation += 1
+        self.stale_out = True
+        self._put_rules_changed()
         while (entry := self._take_idle(coldest=True)) is not None:
             self._retire(entry, todo, now, DRAIN, serve=False)
         self._owe(todo)
@@ -954,6 +971,7 @@ class FreeListCore(Generic[T]):
         # While shrinking nothing goes idle (the lock-free put then refuses, and the move
         # under the lock retires the surplus); max_idle comes back once the surplus is gone.
         self._update_shrinking()
+        self._put_rules_changed()
         self._owe(todo)
         self._serve(todo, now)
         return todo
@@ -991,6 +1009,8 @@ class FreeListCore(Generic[T]):
         child.closed = self.closed
         # A generation of its own too: the lock-free put refuses the parent's entries by it.
         child.generation = self.generation + 1
+        child.stale_out = True
+        child._put_rules_changed()
         if not child.closed:
             child._owe(Todo())
         return child
@@ -1003,6 +1023,7 @@ class FreeListCore(Generic[T]):
         if self.closed:
             return todo
         self.closed = True
+        self._put_rules_changed()
         self.creating -= self.owed
         self.owed = 0
         if self.shrinking:
@@ -1078,6 +1099,12 @@ class FreeListCore(Generic[T]):
         if self.max_size is not None and not self.shrinking:
             assert self.size + self.creating <= self.max_size
         assert (self.take_nowait is self.take_contended) == bool(self.waiters)
+        fast = self.trivial_put and not self.waiters
+        assert self.put_fast == (self._append if fast else self.put_nowait)
+        if self.trivial_put:
+            assert not self.closed
+            assert not self.shrinking
+            assert not self.stale_out
         if self.closed:
             assert not self.waiters
             assert self.owed == 0
@@ -1232,8 +1259,28 @@ class FreeListCore(Generic[T]):
 
     def _waiters_changed(self) -> None:
         """The waiter queue was added to or taken from: the lock-free take refuses exactly
-        while someone waits."""
-        self.take_nowait = self.take_contended if self.waiters else self.take
+        while someone waits, and the fast put is the bare append only while nobody does."""
+        if self.waiters:
+            self.take_nowait = self.take_contended
+            self.put_fast = self.put_nowait
+        else:
+            self.take_nowait = self.take
+            self.put_fast = self._append if self.trivial_put else self.put_nowait
+
+    def _put_rules_changed(self) -> None:
+        """A put is *trivial* (it can only end on the idle list) while the pool is open, not
+        shrinking, has no entry of an earlier generation out, and can never hold more idle
+        than ``max_idle`` (``max_idle >= max_size``: an entry coming back is live, so the
+        idle list is shorter than the size). Then, with nobody waiting, ``put_fast`` is the
+        bare append."""
+        self.trivial_put = (
+            not self.closed
+            and not self.shrinking
+            and not self.stale_out
+            and self.max_size is not None
+            and self.idle_cap >= self.max_size
+        )
+        self._waiters_changed()
 
     def _grant(
         self, waiter: Waiter[T], grant: Entry[T] | _Token, todo: Todo[T], now: float
@@ -1278,8 +1325,11 @@ class FreeListCore(Generic[T]):
         """After ``resize()`` down, or once live plus reserved slots have fallen back to
         ``max_size`` (a retirement, or a create that produced nothing): ``max_idle`` is 0
         exactly while shrinking."""
-        self.shrinking = self.max_size is not None and self.size + self.creating > self.max_size
-        self.max_idle = 0 if self.shrinking else self.idle_cap
+        shrinking = self.max_size is not None and self.size + self.creating > self.max_size
+        self.max_idle = 0 if shrinking else self.idle_cap
+        if shrinking != self.shrinking:
+            self.shrinking = shrinking
+            self._put_rules_changed()
 
     def _owe(self, todo: Todo[T]) -> None:
         """Reserve, for the filler, every slot the pool lacks below ``min_size``."""
