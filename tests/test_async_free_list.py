@@ -638,3 +638,24 @@ def test_debug_mode_off_lends_plain_async_leases(kind: str, normal_mode: None) -
             await lease.release()
 
     run(main())
+
+
+def test_threaded_worker_pool_refuses_async_callbacks() -> None:
+    """WorkerPool calls its callbacks in its threads: an async def one names the twin."""
+    with pytest.raises(TypeError, match="AsyncWorkerPool"):
+        respool.WorkerPool(create_reset, workers=1)
+
+
+def test_a_create_that_outlasts_the_acquire_timeout_counts_a_timeout() -> None:
+    """acquire(timeout=) ending while its async create still runs is counted in timeouts."""
+    life = AsyncLife(create_mode="hang")
+    pool = respool.AsyncElasticPool(life.lifecycle(), max_size=1)
+
+    async def main() -> None:
+        pool._enter("test")
+        with pytest.raises(PoolTimeout):
+            await pool.acquire(timeout=0.02)
+        assert pool.stats().timeouts == 1
+        await pool.close()
+
+    run(main())

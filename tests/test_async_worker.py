@@ -1296,7 +1296,7 @@ def test_shutdown_cancel_pending_cancels_what_has_not_started(life: Life) -> Non
         await until(lambda: wp.stats().queued == 4)
         closing = asyncio.create_task(wp.shutdown(cancel_pending=True))
         await until(lambda: all(f.cancelled() for f in queued))
-        with pytest.raises(respool.PoolClosed, match="before this task could run"):
+        with pytest.raises(respool.PoolClosed, match="before this task could finish"):
             await caller
         gate.set()
         await closing

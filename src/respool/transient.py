@@ -1029,7 +1029,7 @@ def _put_back_after(pool: _Borrowed, obj: Any, exc_type: type[BaseException]) ->
     """A ``borrow()`` block raised *exc_type*: drop *obj* if the policy says the work on it
     was interrupted, else put it back, never letting an error replace the one propagating.
     (``BufferPool.borrow()`` ends the same way.)"""
-    if policy.discards(exc_type):  # cancellation, KeyboardInterrupt, SystemExit
+    if policy.discards(exc_type):  # cancelled, interrupted or timed out: see the policy
         pool._abort(obj)
         return
     try:

@@ -1071,6 +1071,9 @@ class WorkerPool(Generic[T]):
         name: str | None = None,
     ) -> None:
         lifecycle = coerce(create, reset=reset, check=check, destroy=destroy)
+        for field in ("create", "reset", "check", "destroy"):
+            hint = "use AsyncWorkerPool for async callbacks"
+            _validate.synchronous(field, getattr(lifecycle, field), pool="WorkerPool", hint=hint)
         self.lifecycle: Lifecycle[T] = lifecycle
         self.workers = _validate.integer("workers", workers, minimum=1)
         self.max_pending = _validate.optional_integer("max_pending", max_pending, minimum=1)

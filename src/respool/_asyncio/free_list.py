@@ -544,6 +544,8 @@ class AsyncFreeListPool(FreeListShell[T]):
                 raise
             if not task.done():
                 self._adopt_create(task)
+                with self._lock:
+                    self._core.note_timeout()
                 raise self._timed_out(timeout)
             if task.cancelled():  # by close()
                 self._create_failed(error=False)

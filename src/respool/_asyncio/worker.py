@@ -1166,7 +1166,7 @@ class AsyncWorkerPool(Generic[T]):
             task = asyncio.current_task()
             if job.by_pool and (task is None or not task.cancelling()):
                 raise PoolClosed(
-                    f"pool {self.name!r} was shut down before this task could run"
+                    f"pool {self.name!r} was shut down before this task could finish"
                 ) from None
             if future.cancel() or future.cancelled():
                 shared.job_cancelled(job)
