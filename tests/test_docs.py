@@ -12,11 +12,17 @@ just above its fence, which must state the reason::
 
 Keep that rare: a skipped example is an unchecked one. Code that must not run at all (an API
 still to come) belongs in a ```text block, which makes no promise.
+
+An asyncio example runs its own event loop (``asyncio.run(main())``), as a script pasted from
+it would; a top-level ``await`` fails to compile, at its line. An example that leaves asyncio
+something to complain about when it is collected (a task whose exception nobody retrieved, a
+task destroyed while pending) fails too, as it would leave its reader a logged error.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,23 +101,39 @@ BLOCKS = [block for path in DOCUMENTS for block in _blocks(path)]
 PYTHON = [block for block in BLOCKS if block.language == "python"]
 
 
+def _run(code: str, filename: str, line: int, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Run one example's *code* (its fence on *line* of *filename*) in a fresh namespace and
+    collect it; return what asyncio logged as errors meanwhile."""
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    caplog.clear()
+    # Leading newlines make the compiled code's line numbers those of the document.
+    compiled = compile("\n" * line + code, filename, "exec")
+    namespace: dict[str, object] = {"__name__": "__doc_example__"}
+    exec(compiled, namespace)
+    namespace.clear()
+    gc.collect()  # an example that leaks a file or a socket fails here, not in a later test
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "asyncio" and record.levelno >= logging.ERROR
+    ]
+
+
 @pytest.mark.parametrize("block", PYTHON, ids=[block.name for block in PYTHON])
 def test_example_runs(
     block: Block,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The example runs as written, in an empty working directory of its own."""
+    """The example runs as written, in an empty working directory of its own, and leaves
+    asyncio nothing to log."""
     if block.skip is not None:
         pytest.skip(block.skip)
     monkeypatch.chdir(tmp_path)
-    # Leading newlines make the compiled code's line numbers those of the document.
-    code = compile("\n" * block.line + block.code, str(block.path), "exec")
-    namespace: dict[str, object] = {"__name__": "__doc_example__"}
-    exec(code, namespace)
-    namespace.clear()
-    gc.collect()  # an example that leaks a file or a socket fails here, not in a later test
+    complaints = _run(block.code, str(block.path), block.line, caplog)
+    assert complaints == [], f"{block.name}: asyncio logged errors"
     capsys.readouterr()
 
 
@@ -221,3 +243,30 @@ def test_failures_point_at_the_document_line(tmp_path: Path) -> None:
         exec(code, {})
     assert caught.traceback[-1].lineno + 1 == 5  # pytest counts lines from 0
     assert str(caught.traceback[-1].path) == str(doc)
+
+
+def test_async_examples_are_held_to_account(caplog: pytest.LogCaptureFixture) -> None:
+    """An asyncio example runs through ``asyncio.run`` like any script, and a task it
+    abandons with an unretrieved exception is caught; a top-level ``await`` does not compile."""
+    tidy = (
+        "import asyncio\n"
+        "async def main():\n"
+        "    await asyncio.sleep(0)\n"
+        "    return 42\n"
+        "assert asyncio.run(main()) == 42\n"
+    )
+    assert _run(tidy, "doc.md", 3, caplog) == []
+    careless = (
+        "import asyncio\n"
+        "async def boom():\n"
+        "    raise ValueError('nobody looks')\n"
+        "async def main():\n"
+        "    asyncio.get_running_loop().create_task(boom())\n"
+        "    await asyncio.sleep(0)\n"
+        "asyncio.run(main())\n"
+    )
+    complaints = _run(careless, "doc.md", 3, caplog)
+    assert any("never retrieved" in message for message in complaints)
+    with pytest.raises(SyntaxError) as caught:
+        _run("import asyncio\nawait asyncio.sleep(0)\n", "doc.md", 3, caplog)
+    assert caught.value.lineno == 5

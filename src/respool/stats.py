@@ -80,7 +80,8 @@ class PoolStats(Snapshot):
 
 @dataclass(frozen=True, slots=True)
 class WorkerStats(Snapshot):
-    """A snapshot of one ``WorkerPool``'s state and lifetime counters.
+    """A snapshot of one ``WorkerPool``'s or ``AsyncWorkerPool``'s state and lifetime counters
+    (a worker is a thread of the one, a task of the other's event loop).
 
     At every quiescent point (no call in progress, no task running):
 
@@ -95,7 +96,8 @@ class WorkerStats(Snapshot):
     """
 
     name: str
-    #: Worker threads alive (they stop at shutdown, or when ``resize`` lowers their number).
+    #: Workers alive, threads or asyncio tasks (they stop at shutdown, or when ``resize``
+    #: lowers their number).
     workers: int
     #: Workers holding a task: running it, or preparing a resource for it.
     busy: int
@@ -111,7 +113,10 @@ class WorkerStats(Snapshot):
     #: Tasks whose future holds an exception: ``fn`` raised, or no resource could be made for
     #: it in time.
     failed: int
-    #: Tasks cancelled before they ran (by the caller, or by ``shutdown(cancel_pending=True)``).
+    #: Tasks cancelled before they ran (by the caller, or by ``shutdown(cancel_pending=True)``),
+    #: and, in an ``AsyncWorkerPool``, ``async def`` tasks cancelled while they ran: by their
+    #: caller (the worker's resource is then replaced, counted in ``retired["abort"]``), or by
+    #: a cancelled ``shutdown``.
     cancelled: int
     #: Submits refused at once because the queue was full (``on_full="reject"``: ``PoolFull``).
     rejected: int
@@ -133,8 +138,9 @@ class WorkerStats(Snapshot):
     #: ``lifetime`` (past ``max_lifetime``), ``uses`` (``max_uses`` tasks run), ``idle``
     #: (never, for a worker pool: a worker's resource is never surplus), ``check`` (``check``
     #: said no), ``drain`` (made before ``drain()``), ``error`` (``reset`` raised), ``abort``
-    #: (a task ended by a non-``Exception``). Resources destroyed because their worker
-    #: stopped (shutdown, ``resize``) are not retirements.
+    #: (a task cut short: ended by a non-``Exception`` such as a cancellation, or by a
+    #: ``TimeoutError`` that is not a ``PoolTimeout``). Resources destroyed because their
+    #: worker stopped (shutdown, ``resize``) are not retirements.
     retired: dict[str, int]
     #: The longest current streak of failed ``create`` calls over the workers (0: every
     #: worker's last attempt worked), and the seconds until the soonest next attempt of a
@@ -176,7 +182,8 @@ class TransientStats(Snapshot):
     dropped_check: int
     #: Objects dropped by ``clear()``.
     cleared: int
-    #: Objects given up inside a ``borrow()`` block aborted by a non-``Exception``.
+    #: Objects given up inside a ``borrow()`` block aborted by a non-``Exception`` or a
+    #: ``TimeoutError`` (not a ``PoolTimeout``).
     aborted: int
     #: Calls to the lifecycle's ``destroy`` that raised.
     destroy_errors: int
@@ -203,7 +210,8 @@ class BufferStats(Snapshot):
     dropped_age: int
     #: Buffers refused at ``put`` (still exported, or resized): dropped.
     dropped_reset: int
-    #: Buffers given up inside a ``borrow()`` block aborted by a non-``Exception``.
+    #: Buffers given up inside a ``borrow()`` block aborted by a non-``Exception`` or a
+    #: ``TimeoutError`` (not a ``PoolTimeout``).
     aborted: int
     #: Per size class, for classes that have been used.
     by_size: dict[int, TransientStats]

@@ -68,7 +68,7 @@ RELAY: Final = "asyncio.Queue + Future, consumer task"
 WORKER: Final = "AsyncWorkerPool(workers=1)"
 WORKER_BOUNDED: Final = "AsyncWorkerPool(1, max_pending=64)"
 
-#: The figures to reach (issue 12).
+#: The figures to reach (issue 11).
 QUEUE_GOAL: Final = 1.5
 PEER_GOAL: Final = 4.0
 THROUGHPUT_GOAL: Final = 1.0
