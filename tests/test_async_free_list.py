@@ -659,3 +659,34 @@ def test_a_create_that_outlasts_the_acquire_timeout_counts_a_timeout() -> None:
         await pool.close()
 
     run(main())
+
+
+def test_resources_with_hostile_eq_and_bool_are_never_compared(kind: str) -> None:
+    """numpy arrays as resources (== is elementwise, bool() raises): lent, checked by a
+    plain predicate, cancelled and destroyed without the pool ever comparing them."""
+    np = pytest.importorskip("numpy")
+    made: list[Any] = []
+
+    async def create() -> Any:
+        array = np.zeros(4)
+        made.append(array)
+        return array
+
+    pool = make(kind, create, capacity=2, check=lambda a: a.shape == (4,), destroy=lambda a: None)
+
+    async def use(hold: float) -> None:
+        async with pool.acquire(timeout=1) as array:
+            array += 1
+            await asyncio.sleep(hold)
+
+    async def main() -> None:
+        async with pool:
+            tasks = [asyncio.create_task(use(0.001 * (i % 3))) for i in range(20)]
+            await asyncio.sleep(0.002)
+            tasks[5].cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await quiet(pool)
+
+    run(main())
+    stats = pool.stats()
+    assert stats.acquires >= 19 and stats.size == 0, stats
