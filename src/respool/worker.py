@@ -75,7 +75,6 @@ start new workers (and new resources) behind the user's back, the pool in the ch
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import math
 import os
@@ -109,8 +108,9 @@ from respool._core.health import (
 )
 from respool._core.policy import discards, reaches_caller
 from respool._future import TaskFuture, WorkItem
+from respool._worker_options import DEFAULT_TIMEOUT, WorkerOptions
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
-from respool.lifecycle import Lifecycle, coerce
+from respool.lifecycle import Lifecycle
 from respool.stats import WorkerStats
 
 __all__ = ["WorkerPool", "WorkerStats"]
@@ -121,10 +121,6 @@ P = ParamSpec("P")
 
 log = logging.getLogger("respool")
 
-_ON_FULL: Final = ("block", "reject")
-#: As on the free lists: a task never waits forever for a resource, a submit for room.
-DEFAULT_TIMEOUT: Final = 30.0
-_names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
 #: The retirement reasons a worker pool reports (``WorkerStats.retired``), in that order.
 RETIRE_REASONS: Final = (LIFETIME, USES, IDLE, CHECK, DRAIN, ERROR, ABORT)
 
@@ -1011,7 +1007,7 @@ def _work(shared: _Shared[T], me: _Worker) -> None:
 # -- the pool -------------------------------------------------------------------------------------
 
 
-class WorkerPool(Generic[T]):
+class WorkerPool(WorkerOptions[T]):
     """N worker threads, each owning one resource; tasks run as ``fn(resource, *args)``.
 
     ``create`` is a :class:`~respool.Lifecycle` or a bare callable plus ``reset=``,
@@ -1070,46 +1066,24 @@ class WorkerPool(Generic[T]):
         max_tasks_per_resource: int | None = None,
         name: str | None = None,
     ) -> None:
-        lifecycle = coerce(create, reset=reset, check=check, destroy=destroy)
-        for field in ("create", "reset", "check", "destroy"):
-            hint = "use AsyncWorkerPool for async callbacks"
-            _validate.synchronous(field, getattr(lifecycle, field), pool="WorkerPool", hint=hint)
-        self.lifecycle: Lifecycle[T] = lifecycle
-        self.workers = _validate.integer("workers", workers, minimum=1)
-        self.max_pending = _validate.optional_integer("max_pending", max_pending, minimum=1)
-        self.on_full = _validate.choice("on_full", on_full, _ON_FULL)
-        self.timeout = _validate.seconds("timeout", timeout)
-        checked_after = _validate.seconds("check_after", check_after, allow_none=False)
-        assert checked_after is not None
-        self.check_after: float = checked_after
-        if max_uses is not None and max_tasks_per_resource is not None:
-            raise TypeError(
-                "give max_uses or its alias max_tasks_per_resource, not both"
-                f" (got max_uses={max_uses!r}, max_tasks_per_resource={max_tasks_per_resource!r})"
-            )
-        if max_tasks_per_resource is not None:
-            uses = _validate.optional_integer(
-                "max_tasks_per_resource", max_tasks_per_resource, minimum=1
-            )
-        else:
-            uses = _validate.optional_integer("max_uses", max_uses, minimum=1)
-        self.max_uses: int | None = uses
-        #: The older name of ``max_uses``.
-        self.max_tasks_per_resource: int | None = uses
-        self.max_lifetime = _validate.positive_seconds("max_lifetime", max_lifetime)
-        self.keepalive = _validate.positive_seconds("keepalive", keepalive)
-        if name is None:
-            name = f"WorkerPool-{next(_names)}"
-        self.name = _validate.text("name", name)
-        self._reject = self.on_full == "reject"
-
-        rules = Rules(
-            check_after=self.check_after,
-            max_uses=self.max_uses,
-            max_lifetime=self.max_lifetime,
-            # A ping needs something to run: without a check, keepalive has no effect.
-            keepalive=self.keepalive if lifecycle.check is not None else None,
+        rules = self._configure(
+            create,
+            workers=workers,
+            max_pending=max_pending,
+            on_full=on_full,
+            timeout=timeout,
+            reset=reset,
+            check=check,
+            destroy=destroy,
+            check_after=check_after,
+            max_uses=max_uses,
+            max_lifetime=max_lifetime,
+            keepalive=keepalive,
+            max_tasks_per_resource=max_tasks_per_resource,
+            name=name,
+            awaits=False,
         )
+        lifecycle = self.lifecycle
         shared: _Shared[T] = _Shared(
             lifecycle,
             workers=self.workers,
@@ -1117,7 +1091,7 @@ class WorkerPool(Generic[T]):
             timeout=self.timeout,
             rules=rules,
             name=self.name,
-            cleanup=bool(lifecycle.reset is not None or rules.wears or lifecycle.check is not None),
+            cleanup=self._cleans_up(rules),
         )
         self._shared = shared
         self._bind()

@@ -1,0 +1,107 @@
+"""The options of a worker pool, validated once for both shells (``WorkerPool`` and
+``AsyncWorkerPool``): the same names, ranges and messages, and the same health rules."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeVar
+
+from respool import _validate
+from respool._core.health import Rules
+from respool.lifecycle import Lifecycle, coerce
+
+__all__ = ["DEFAULT_TIMEOUT", "WorkerOptions"]
+
+T = TypeVar("T")
+
+_ON_FULL: Final = ("block", "reject")
+#: As on the free lists: a task never waits forever for a resource, a submit for room.
+DEFAULT_TIMEOUT: Final = 30.0
+_names = itertools.count(1)  # next() on it is atomic: safe for pools made in threads
+
+
+class WorkerOptions(Generic[T]):
+    """The validated options, as attributes of the pool (see ``WorkerPool``'s docstring)."""
+
+    lifecycle: Lifecycle[T]
+    workers: int
+    max_pending: int | None
+    on_full: str
+    timeout: float | None
+    check_after: float
+    max_uses: int | None
+    #: The older name of ``max_uses``.
+    max_tasks_per_resource: int | None
+    max_lifetime: float | None
+    keepalive: float | None
+    name: str
+    _reject: bool
+
+    def _configure(
+        self,
+        create: Any,
+        *,
+        workers: int,
+        max_pending: int | None,
+        on_full: str,
+        timeout: float | None,
+        reset: Callable[[T], object] | None,
+        check: Callable[[T], object] | None,
+        destroy: Callable[[T], object] | None,
+        check_after: float,
+        max_uses: int | None,
+        max_lifetime: float | None,
+        keepalive: float | None,
+        max_tasks_per_resource: int | None,
+        name: str | None,
+        awaits: bool,
+    ) -> Rules:
+        """Check and store every option, naming the parameter on bad input; return the
+        health rules for the resources. *awaits*: the shell awaits callbacks (asyncio);
+        otherwise an ``async def`` one is refused, naming the twin that takes it."""
+        lifecycle: Lifecycle[T] = coerce(create, reset=reset, check=check, destroy=destroy)
+        if not awaits:
+            for field in ("create", "reset", "check", "destroy"):
+                hint = "use AsyncWorkerPool for async callbacks"
+                fn = getattr(lifecycle, field)
+                _validate.synchronous(field, fn, pool="WorkerPool", hint=hint)
+        self.lifecycle = lifecycle
+        self.workers = _validate.integer("workers", workers, minimum=1)
+        self.max_pending = _validate.optional_integer("max_pending", max_pending, minimum=1)
+        self.on_full = _validate.choice("on_full", on_full, _ON_FULL)
+        self.timeout = _validate.seconds("timeout", timeout)
+        checked_after = _validate.seconds("check_after", check_after, allow_none=False)
+        assert checked_after is not None
+        self.check_after = checked_after
+        if max_uses is not None and max_tasks_per_resource is not None:
+            raise TypeError(
+                "give max_uses or its alias max_tasks_per_resource, not both"
+                f" (got max_uses={max_uses!r}, max_tasks_per_resource={max_tasks_per_resource!r})"
+            )
+        if max_tasks_per_resource is not None:
+            uses = _validate.optional_integer(
+                "max_tasks_per_resource", max_tasks_per_resource, minimum=1
+            )
+        else:
+            uses = _validate.optional_integer("max_uses", max_uses, minimum=1)
+        self.max_uses = uses
+        self.max_tasks_per_resource = uses
+        self.max_lifetime = _validate.positive_seconds("max_lifetime", max_lifetime)
+        self.keepalive = _validate.positive_seconds("keepalive", keepalive)
+        if name is None:
+            name = f"{type(self).__name__}-{next(_names)}"
+        self.name = _validate.text("name", name)
+        self._reject = self.on_full == "reject"
+        return Rules(
+            check_after=self.check_after,
+            max_uses=self.max_uses,
+            max_lifetime=self.max_lifetime,
+            # A ping needs something to run: without a check, keepalive has no effect.
+            keepalive=self.keepalive if lifecycle.check is not None else None,
+        )
+
+    def _cleans_up(self, rules: Rules) -> bool:
+        """Is there anything to do around a task (reset, check, wear)?"""
+        lifecycle = self.lifecycle
+        return bool(lifecycle.reset is not None or rules.wears or lifecycle.check is not None)
