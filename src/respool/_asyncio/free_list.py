@@ -577,23 +577,42 @@ class AsyncFreeListPool(FreeListShell[T]):
             todo = self._core.release(self._core.filled(task.result(), now), now)
         self._perform(todo, in_caller=False)
 
-    async def _viable(self, entry: Entry[T], now: float, deadline: float | None) -> bool:
-        """Run ``check``, within the acquire's deadline: False (an ``Exception``, or no
-        answer in time) means *entry* must be destroyed. Cancelled mid-check, the entry is
-        destroyed (its state is unknown) and the cancellation goes on."""
+    def _check_start(self, entry: Entry[T], now: float) -> bool | Awaitable[object]:
+        """Run ``check``: its verdict, or the awaitable an async check returned (for the
+        caller to await, or to leave to a task of the pool's). An ``Exception`` is a failed
+        check; an interrupt destroys the entry (its state is unknown) and goes on."""
         check = self._check
         assert check is not None
         try:
             alive = check(entry.resource)
             if inspect.isawaitable(alive):
-                if deadline is None:
-                    alive = await alive
-                else:
-                    async with asyncio.timeout(max(0.0, deadline - self._clock())):
-                        alive = await alive
+                return alive
             alive = bool(alive)
         except Exception:
             log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
+            return False
+        except BaseException:
+            self._check_interrupted(entry)
+            raise
+        if alive:
+            entry.checked_at = now
+        return alive
+
+    async def _viable(self, entry: Entry[T], now: float, deadline: float | None) -> bool:
+        """Run ``check``, within the acquire's deadline: False (an ``Exception``, or no
+        answer in time) means *entry* must be destroyed. Cancelled mid-check, the entry is
+        destroyed (its state is unknown) and the cancellation goes on."""
+        verdict = self._check_start(entry, now)
+        if isinstance(verdict, bool):
+            return verdict
+        try:
+            if deadline is None:
+                alive = bool(await verdict)
+            else:
+                async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                    alive = bool(await verdict)
+        except Exception:
+            log.warning("pool %r: check failed; destroying the resource", self.name, exc_info=True)
             return False
         except BaseException:
             self._check_interrupted(entry)
@@ -658,24 +677,12 @@ class AsyncFreeListPool(FreeListShell[T]):
     def _viable_now(self, entry: Entry[T], now: float) -> bool | None:
         """``check`` for ``try_acquire``; None when it is async: it goes on as the pool's
         task, which gives the entry back (or destroys it) when the check ends."""
-        check = self._check
-        assert check is not None
+        verdict = self._check_start(entry, now)
+        if isinstance(verdict, bool):
+            return verdict
         assert self._loop is not None
-        try:
-            alive = check(entry.resource)
-            if inspect.isawaitable(alive):
-                self._chores.start(self._check_later(entry, alive), self._loop)
-                return None
-            alive = bool(alive)
-        except Exception:
-            log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
-            return False
-        except BaseException:
-            self._check_interrupted(entry)
-            raise
-        if alive:
-            entry.checked_at = now
-        return alive
+        self._chores.start(self._check_later(entry, verdict), self._loop)
+        return None
 
     async def _check_later(self, entry: Entry[T], pending: Awaitable[object]) -> None:
         try:
