@@ -469,6 +469,7 @@ def test_cancelled_inside_a_callback_leaves_counts_exact(kind: str, where: str) 
         assert stats.in_use == 0, stats
         if where in ("check", "reset"):
             assert any(conn.destroyed for conn in life.made)
+            assert stats.retired["abort"] == 1, stats  # a cut-short callback is an abort
         async with pool.acquire(timeout=2) as conn:
             assert not conn.destroyed
         await pool.close()

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import socket
 import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 
+from respool import PoolStats, WorkerStats
 from respool.bench._timing import Result, interleaved, table, wall_seconds
+from respool.tour import asyncio_
 from respool.tour._echo import running
 from respool.tour._text import compared, threads_label
+
+T = TypeVar("T")
 
 
 @pytest.mark.parametrize(
@@ -91,3 +100,87 @@ def test_echo_server_echoes_and_hangs_up() -> None:
         assert server.hang_up_on_everyone() == 1
         assert server.wait_until_no_connections(timeout=5.0)
         assert sock.recv(1) == b""
+
+
+def _served(scene: Callable[[tuple[str, int]], Awaitable[T]]) -> T:
+    """Run *scene* against the asyncio section's line server, in a fresh event loop."""
+
+    async def main() -> T:
+        server = asyncio_.LineServer()
+        await server.start()
+        try:
+            return await scene(server.address)
+        finally:
+            await server.stop()
+
+    return asyncio.run(main())
+
+
+def test_line_server_answers_each_request_in_turn() -> None:
+    """Two requests sent at once on one stream are answered in order, each with its value."""
+
+    async def scene(address: tuple[str, int]) -> list[str]:
+        stream = await asyncio_.connector(address)()
+        try:
+            stream[1].write(b"GET x\nPUT y\n")
+            first, second = await stream[0].readline(), await stream[0].readline()
+            return [first.decode(), second.decode(), await asyncio_.ask(stream, "z")]
+        finally:
+            await asyncio_.hang_up(stream)
+
+    assert _served(scene) == ["x's value\n", "ERR unknown command\n", "z's value"]
+
+
+def test_hand_made_pool_hands_on_the_cut_off_reply() -> None:
+    """The hazard is real: after user 1 is cut off, each user reads the previous one's reply."""
+    assert _served(asyncio_.hand_made) == ["a's value", "b's value"]
+
+
+def test_async_fixed_pool_destroys_the_cut_off_stream() -> None:
+    """AsyncFixedPool: users 2 and 3 read their own values; the stream was retired as aborted."""
+    replies, stats = _served(asyncio_.pooled)
+    assert replies == ["b's value", "c's value"]
+    assert stats.retired["abort"] == 1
+    assert stats.created - stats.destroyed == stats.size == 1
+
+
+def test_crowd_counts_are_exact() -> None:
+    """Tasks cancelled in line lose nothing, each cut-off destroys one stream, no task reads
+    another's reply, no stream is lent twice, and the pool ends whole."""
+
+    async def scene(address: tuple[str, int]) -> tuple[asyncio_.Crowd, PoolStats]:
+        return await asyncio_.crowd(address, tasks=30, connections=3, in_line=4, mid_request=5)
+
+    tally, stats = _served(scene)
+    assert (tally.right, tally.wrong, tally.lent_twice) == (21, 0, 0)
+    assert (tally.cancelled_in_line, tally.cut_mid_request) == (4, 5)
+    assert stats.retired["abort"] == 5
+    assert stats.acquires == 26  # all but the 4 cancelled in line
+    assert stats.created - stats.destroyed == stats.size == stats.idle == 3
+    assert tally.streams == stats.created == 3 + 5
+    assert 1 <= tally.most_lent <= 3
+
+
+def test_stream_workers_replace_a_cut_off_stream() -> None:
+    """AsyncWorkerPool: the cut-off submit's stream is replaced and map's replies are right."""
+
+    async def scene(address: tuple[str, int]) -> tuple[list[str], WorkerStats]:
+        return await asyncio_.workers(address, ["p", "q", "r", "s", "t"])
+
+    replies, stats = _served(scene)
+    assert replies == [asyncio_.value_of(key) for key in "pqrst"]
+    assert stats.retired["abort"] == 1
+    assert stats.created == stats.destroyed == asyncio_.CONNECTIONS + 1
+
+
+def test_asyncio_section_keeps_its_promises_in_80_columns() -> None:
+    """The whole section: every check holds, and every line fits an 80-column terminal."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        summary = asyncio_.run(quick=True)
+    text = out.getvalue()
+    assert summary.endswith("(as promised).")
+    assert """GET b -> "a's value"  (wrong)""" in text
+    assert "160 right, 0 wrong" in text
+    assert "retired['abort'] == 20" in text
+    assert [line for line in text.splitlines() if len(line) > 80] == []

@@ -348,7 +348,7 @@ class FreeListShell(Generic[T]):
         unknown, so it is destroyed (abort means discard), and what the core offers this
         caller instead goes to the next in line."""
         with self._lock:
-            todo = self._core.check_failed(entry, self._clock(), None)
+            todo = self._core.check_failed(entry, self._clock(), None, ABORT)
         self._forgo(todo.outcome)
         self._perform(todo)
 
@@ -447,7 +447,7 @@ class FreeListShell(Generic[T]):
         if not loud:
             log.warning("pool %r: reset raised; destroying the resource", self.name, exc_info=exc)
         with self._lock:
-            todo = self._core.reset_failed(entry, self._clock())
+            todo = self._core.reset_failed(entry, self._clock(), policy.retirement(type(exc)))
         self._perform(todo)
         return loud
 

@@ -644,10 +644,11 @@ class FreeListCore(Generic[T]):
         self._serve(todo, now)  # the caller is served: anything left goes to the others
         return todo
 
-    def reset_failed(self, entry: Entry[T], now: float) -> Todo[T]:
-        """``reset`` could not clean *entry*: count it and destroy it."""
+    def reset_failed(self, entry: Entry[T], now: float, reason: str = ERROR) -> Todo[T]:
+        """``reset`` could not clean *entry* (it raised: ``error``; it was interrupted or
+        cancelled: ``abort``): count it and destroy it."""
         self.reset_errors += 1
-        return self.discard(entry, now, ERROR)
+        return self.discard(entry, now, reason)
 
     def note_destroy_error(self) -> None:
         """A ``destroy`` callback raised; the resource is gone from the pool all the same."""

@@ -8,7 +8,8 @@ written in advance. ``quick=True`` keeps every section and measures far fewer op
 
 This module is the driver: the introduction, the order of the sections and the summary.
 Sections: the free lists (:mod:`.fixed_elastic`: temp files, SQLite, TCP), the worker pool
-(:mod:`.worker`), the transient pool and buffers (:mod:`.transient`).
+(:mod:`.worker`), the transient pool and buffers (:mod:`.transient`), the asyncio pools and
+cancellation (:mod:`.asyncio_`, which shows rather than times).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from respool._verdict import DEFAULT_RULES, judge, legend
-from respool.tour import fixed_elastic, transient, worker
+from respool.tour import asyncio_, fixed_elastic, transient, worker
 from respool.tour._text import heading, micro, print_wrapped, threads_label
 from respool.tour.fixed_elastic import ELASTIC, FIXED, FRESH, Measured, Plan, Section
 
@@ -36,7 +37,8 @@ def main(quick: bool = False) -> int:
     print_intro(plan)
     sections = fixed_elastic.run(plan)
     others = [worker.run(quick), transient.run(quick)]
-    print_summary(sections, plan, others)
+    cancelled = asyncio_.run(quick)
+    print_summary(sections, plan, others, pitfalls=[cancelled])
     print()
     print(f"(The tour took {time.perf_counter() - started:.0f} s.)")
     return 0
@@ -66,7 +68,8 @@ def print_intro(plan: Plan) -> None:
     print("  TransientPool  a per-thread cache of short-lived objects (buffers); what is")
     print("                 not reused soon is dropped at garbage collection.")
     print("Sections 1-3 time the free lists (FixedPool, ElasticPool), 4 the WorkerPool,")
-    print("5 the TransientPool and BufferPool.")
+    print("5 the TransientPool and BufferPool; 6 shows the asyncio twins of the pools")
+    print("when a task is cancelled between a request and its reply.")
     print()
     print("Every pool manages its resources with the same four callbacks (the lifecycle):")
     print("  create()    make a new resource")
@@ -87,8 +90,14 @@ def print_intro(plan: Plan) -> None:
         print("(--quick: far fewer operations, so the figures are rougher.)")
 
 
-def print_summary(sections: Sequence[Section], plan: Plan, others: Sequence[str] = ()) -> None:
-    """Every measurement side by side with a verdict, then the pitfalls, then perspective."""
+def print_summary(
+    sections: Sequence[Section],
+    plan: Plan,
+    others: Sequence[str] = (),
+    pitfalls: Sequence[str] = (),
+) -> None:
+    """Every measurement side by side with a verdict, then the pitfalls (the sections' lessons,
+    then *pitfalls*: what sections without a table reproduced), then perspective."""
     us = micro()
     heading("Summary: did pooling pay off?")
     results = [result for section in sections for result in section.results]
@@ -120,6 +129,8 @@ def print_summary(sections: Sequence[Section], plan: Plan, others: Sequence[str]
     for section in sections:
         if section.lesson is not None:
             print_wrapped(section.lesson, "    - ", "      ")
+    for lesson in pitfalls:
+        print_wrapped(lesson, "    - ", "      ")
     if others:
         print()
         print("  The other two strategies:")
