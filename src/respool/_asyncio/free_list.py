@@ -201,8 +201,10 @@ class AsyncFreeListPool(FreeListShell[T]):
         _fork.register(self)
 
     def _wire(self) -> None:
-        """See :meth:`FreeListShell._wire`; without a ``reset`` or health rules, giving a
-        resource back is the core's ``put_nowait`` (no await, no frame of ours)."""
+        """See :meth:`FreeListShell._wire`. Without a ``reset`` or health rules, giving a
+        resource back is nothing but the core's put: ``_put`` is then set, and a lease calls
+        the core's ``put_fast`` (while quiet, the idle list's own ``append``); else ``_put``
+        is None and a lease awaits :meth:`_put_slow`."""
         super()._wire()
         plain_put = self._reset is None and not self._health
         self._put: Callable[[Entry[T]], object] | None = (
@@ -225,7 +227,7 @@ class AsyncFreeListPool(FreeListShell[T]):
         and whatever ``create`` raised when the pool had to create a resource for this
         caller and could not. Cancelling the waiting task loses nothing.
         """
-        # (The last three parameters are globals bound once, for the hot path.)
+        # (The last two parameters are globals bound once, for the hot path.)
         lease: AsyncLease[T] = _new(_lease_class)
         lease._pool = self
         lease._entry = _pending
@@ -301,6 +303,9 @@ class AsyncFreeListPool(FreeListShell[T]):
             todo = self._core.close()
         for task in list(self._creates):  # what they would make is not wanted any more
             task.cancel()
+        if self._timer is not None:  # every waiter has been released
+            self._timer.cancel()
+            self._timer, self._alarm_at = None, math.inf
         try:
             self._perform(todo)
         finally:
