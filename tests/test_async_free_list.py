@@ -691,3 +691,34 @@ def test_resources_with_hostile_eq_and_bool_are_never_compared(kind: str) -> Non
     run(main())
     stats = pool.stats()
     assert stats.acquires >= 19 and stats.size == 0, stats
+
+
+@pytest.mark.timeout(30)
+def test_background_task_yields_while_creates_back_off_and_resources_sit_idle() -> None:
+    """A refill that keeps failing while housekeeping has idle resources to look at: the
+    pool's task waits for the retry, it never spins without yielding to the loop."""
+    calls = 0
+
+    def create() -> object:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            raise Boom("down")
+        return object()
+
+    async def main() -> None:
+        pool = respool.AsyncElasticPool(create, min_idle=2, max_idle=4, max_lifetime=60)
+        await pool.open()
+        lease = await pool.acquire()
+        await lease.discard()  # owed: the refill fails and backs off; one stays idle
+        ticks = 0
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 0.2
+        while loop.time() < until:  # other tasks keep running meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks >= 5
+        assert 3 <= calls <= 10, calls  # retried with backoff, not in a loop
+        await pool.close()
+
+    run(main())

@@ -91,41 +91,48 @@ async def _awaited(awaitable: Awaitable[Any]) -> Any:
 
 class _Tending:
     """What the background task and the pool's finalizer share, without the pool: the
-    future the task sleeps on (set to wake it), and whether more work came meanwhile."""
+    future the task sleeps on, set to wake it."""
 
-    __slots__ = ("asked", "wake")
+    __slots__ = ("wake",)
 
     def __init__(self) -> None:
         self.wake: asyncio.Future[None] | None = None
-        self.asked = False
 
     def poke(self) -> None:
-        self.asked = True
         if self.wake is not None:
             _wake(self.wake)
 
 
 async def _tend_forever(ref: weakref.ref[AsyncFreeListPool[Any]], tending: _Tending) -> None:
-    """The pool's background task: tend it whenever asked or due, until it is closed or
+    """The pool's background task: tend it whenever woken or due, until it is closed or
     collected. It holds the pool only while tending it, so an abandoned pool is collected
-    (its finalizer wakes this task to end)."""
+    (its finalizer wakes this task to end).
+
+    A pass ends by computing when the next is due (:meth:`AsyncFreeListPool._tend`), after
+    everything it did, so a wake-up asked for during a pass (its own moves ask for fills
+    while a create backs off) needs no second pass: the next is due at once only if there
+    is work now (lost leases to recover, a retry or a deadline that has come), and even then
+    the task yields to the loop first. Re-running on every such ask would spin without ever
+    yielding whenever creates back off while housekeeping has idle resources to look at.
+    """
     loop = asyncio.get_running_loop()
     while True:
         pool = ref()
         if pool is None:
             return
-        tending.asked = False
         try:
             delay = await pool._tend()
         except Exception:
             log.warning("pool %r: housekeeping failed", pool.name, exc_info=True)
             delay = 1.0
-        if tending.asked:
-            continue
         if pool._core.closed and not pool._orphans:
             pool._tender = None
             return
+        again = bool(pool._orphans) or delay == 0
         del pool
+        if again:
+            await asyncio.sleep(0)
+            continue
         tending.wake = wake = loop.create_future()
         timer = None if delay is None else loop.call_later(delay, _wake, wake)
         try:
