@@ -722,3 +722,85 @@ def test_background_task_yields_while_creates_back_off_and_resources_sit_idle() 
         await pool.close()
 
     run(main())
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("seed", range(12))
+def test_soak_with_resize_drain_try_acquire_and_a_close_race(seed: int) -> None:
+    """Many tasks acquiring (by await, async with, try_acquire), cut short by timeouts and
+    cancellations, while callbacks fail at random and the pool is resized, drained and
+    closed under them: nothing lent twice or dead, and every resource made is destroyed."""
+    rng = random.Random(seed)
+    life = AsyncLife()
+    kind = rng.choice(KINDS)
+    options: dict[str, Any] = {
+        "fairness": rng.choice(["bounded", "fifo"]),
+        "max_uses": rng.choice([None, 5]),
+        "max_lifetime": rng.choice([None, 0.05]),
+    }
+    if kind == "elastic":
+        options.update(min_idle=1, max_idle=2, idle_timeout=rng.choice([None, 0.01]))
+    pool = make(kind, life.lifecycle(), capacity=3, **options)
+
+    async def use(conn: Conn) -> None:
+        conn.users += 1
+        try:
+            assert conn.users == 1, f"{conn} lent twice"
+            assert not conn.destroyed, f"{conn} lent after destroy"
+            await asyncio.sleep(rng.choice([0, 0, 0.001]))
+            if rng.random() < 0.05:
+                raise Boom("in the block")
+        finally:
+            conn.users -= 1
+
+    async def user(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(rng.choice([0.002, 0.02, 1])):
+                    if rng.random() < 0.2:
+                        lease = pool.try_acquire()
+                        if lease is not None:
+                            async with lease as conn:
+                                await use(conn)
+                    else:
+                        async with pool.acquire(timeout=rng.choice([0, 0.01, 0.1])) as conn:
+                            await use(conn)
+            except (PoolTimeout, Boom, TimeoutError):
+                pass
+            except PoolClosed:
+                return
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        await pool.open()
+        stop = asyncio.Event()
+        users = [asyncio.create_task(user(stop)) for _ in range(rng.choice([4, 16, 40]))]
+        for _ in range(150):
+            await asyncio.sleep(rng.choice([0, 0.001]))
+            for name in CALLBACKS:
+                setattr(life, f"{name}_mode", rng.choice(["ok"] * 6 + ["raise", "slow"]))
+            roll = rng.random()
+            if roll < 0.1:
+                rng.choice(users).cancel()
+            elif roll < 0.12:
+                pool.drain()
+            elif roll < 0.14:
+                if kind == "fixed":
+                    pool.resize(rng.choice([1, 2, 3, 5]))
+                else:
+                    pool.resize(max_size=rng.choice([2, 4, 6]))
+        for name in CALLBACKS:
+            setattr(life, f"{name}_mode", "ok")
+        if rng.random() < 0.5:
+            await pool.close()  # close races the users
+        stop.set()
+        await asyncio.gather(*users, return_exceptions=True)
+        await pool.close()
+        await quiet(pool)
+
+    run(main())
+    stats = pool.stats()
+    assert stats.size == stats.in_use == stats.waiting == 0, stats
+    assert stats.created == stats.destroyed, stats
+    assert len(life.destroyed) == len(life.made)
+    assert all(conn.users == 0 for conn in life.made)
