@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 import weakref
 
 import respool
@@ -86,3 +87,27 @@ def test_thread_ends_when_nothing_needs_it_and_comes_back_on_demand() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_filler_sleeps_while_creates_back_off_and_resources_sit_idle() -> None:
+    """A refill that keeps failing while housekeeping has idle resources to look at: the
+    filler waits for each retry instead of tending the pool again at once, forever."""
+    calls = 0
+
+    def create() -> object:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            raise RuntimeError("down")
+        return object()
+
+    pool = respool.ElasticPool(create, min_idle=2, max_idle=4, max_lifetime=60)
+    try:
+        pool.acquire().discard()  # owed: the refill fails and backs off; one stays idle
+        cpu = time.process_time()
+        time.sleep(0.5)
+        used = time.process_time() - cpu
+        assert used < 0.25, f"the filler burnt {used:.2f} s of CPU in 0.5 s"
+        assert 3 <= calls <= 10, calls  # retried with backoff
+    finally:
+        pool.close()

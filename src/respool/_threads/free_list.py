@@ -73,6 +73,8 @@ class _FreeListPool(FreeListShell[T]):
         **options: Any,
     ) -> None:
         super().__init__(create, **options)
+        #: The thread running :meth:`_tend` right now, if any.
+        self._tending_in: int | None = None
         _fork.register(self)
         self._prime(prime)
         if self._health:
@@ -349,16 +351,23 @@ class _FreeListPool(FreeListShell[T]):
         """The pool's background work: recover lost leases, housekeep (retire what is due,
         keepalive checks, leak reports), create what the pool owes itself. Returns in how
         many seconds to be called again (the earliest deadline or create retry), or None."""
-        if self._orphans:
-            self._adopt_orphans()
-        if self._health:
-            self._housekeep()
-        with self._lock:
-            count = self._core.start_fills(self._clock())
-        for started in range(count):
-            if not self._fill_one(unstarted=count - started - 1):
-                break
-        return self._next_tend()
+        # Its own moves ask for fills (a create failing while others back off): those asks
+        # are answered by the delay computed at the end, so they do not queue another call
+        # (which would run at once, ask again, and spin: see _perform).
+        self._tending_in = threading.get_ident()
+        try:
+            if self._orphans:
+                self._adopt_orphans()
+            if self._health:
+                self._housekeep()
+            with self._lock:
+                count = self._core.start_fills(self._clock())
+            for started in range(count):
+                if not self._fill_one(unstarted=count - started - 1):
+                    break
+            return 0.0 if self._orphans else self._next_tend()
+        finally:
+            self._tending_in = None
 
     def _housekeep(self) -> None:
         """One housekeeping pass (see :meth:`FreeListCore.housekeep`), acted on."""
@@ -405,7 +414,7 @@ class _FreeListPool(FreeListShell[T]):
             handle = waiter.handle
             assert isinstance(handle, LockType)
             handle.release()
-        if todo.fill:
+        if todo.fill and threading.get_ident() != self._tending_in:
             filler.request(self)
         if todo.destroy:
             self._destroy_all(todo.destroy, in_caller)
