@@ -30,9 +30,9 @@ from typing import Any, Final, Generic, TypeVar
 
 from respool import _debug, _validate
 from respool._core import policy
-from respool._core.free_list import ABORT, Entry, FreeListCore, Todo, Waiter, _Token
+from respool._core.free_list import ABORT, CLOSED, Entry, FreeListCore, Todo, Waiter, _Token
 from respool._core.health import Rules
-from respool.errors import LeaseError, PoolTimeout
+from respool.errors import LeaseError, PoolClosed, PoolTimeout
 from respool.lifecycle import Lifecycle, coerce
 from respool.stats import PoolStats
 
@@ -421,6 +421,17 @@ class FreeListShell(Generic[T]):
             if core.owed:
                 due = min(due, core.backoff.retry_at)
         return None if due == math.inf else max(0.0, due - now)
+
+    def _granted(self, waiter: Waiter[T], timeout: float | None) -> Entry[T] | _Token:
+        """What *waiter*, done waiting, was granted (an entry, or ``CREATE``); a grant that
+        raced its deadline is taken all the same. Nothing: ``PoolTimeout``; the pool closed
+        meanwhile: ``PoolClosed``."""
+        grant = waiter.grant
+        if grant is None:
+            raise self._timed_out(timeout)
+        if grant is CLOSED:
+            raise PoolClosed(f"pool {self.name!r} was closed while waiting")
+        return grant
 
     def _timed_out(self, timeout: float | None) -> PoolTimeout:
         """The error for a caller whose deadline passed: what it waited, what the pool had,

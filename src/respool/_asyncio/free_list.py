@@ -494,12 +494,7 @@ class AsyncFreeListPool(FreeListShell[T]):
             # meanwhile, so that it is not stranded.
             self._forgo(waiter)
             raise
-        grant = waiter.grant
-        if grant is None:
-            raise self._timed_out(timeout)
-        if grant is CLOSED:
-            raise PoolClosed(f"pool {self.name!r} was closed while waiting")
-        return grant
+        return self._granted(waiter, timeout)
 
     def _alarm(self, waiter: Waiter[T], at: float) -> None:
         """Wake *waiter* at *at* (its deadline, or the end of its doze) unless it is woken

@@ -275,13 +275,7 @@ class _FreeListPool(FreeListShell[T]):
             # anything granted meanwhile so it is not stranded.
             self._forgo(waiter)
             raise
-        # Served, or timed out; a grant that raced the deadline is taken all the same.
-        grant = waiter.grant
-        if grant is None:
-            raise self._timed_out(timeout)
-        if grant is CLOSED:
-            raise PoolClosed(f"pool {self.name!r} was closed while waiting")
-        return grant
+        return self._granted(waiter, timeout)
 
     def _create_leased(self) -> Entry[T]:
         """Fill the slot the core reserved for this caller; errors go to the caller."""
