@@ -314,7 +314,11 @@ class AsyncLease(Generic[T]):
         entry = self._end()
         pool = self._pool
         if pool._put is not None:
-            pool._core.put_fast(entry)
+            put = pool._core.put_fast
+            if put is not None:
+                put(entry)
+            else:
+                pool._core.put_nowait(entry)
         else:
             await pool._put_slow(entry)
 
@@ -372,7 +376,11 @@ class AsyncLease(Generic[T]):
         pool = self._pool
         if exc_type is None:
             if pool._put is not None:  # nothing to do but put: no Python call while quiet
-                pool._core.put_fast(entry)
+                put = pool._core.put_fast
+                if put is not None:
+                    put(entry)
+                else:
+                    pool._core.put_nowait(entry)
             else:
                 await pool._put_slow(entry)
         elif policy.discards(exc_type, pool.discard_on_error):

@@ -403,9 +403,11 @@ class FreeListCore(Generic[T]):
         self._append = self.idle.append
         #: The put of a shell that no other thread can race (asyncio): the idle list's own
         #: ``append`` while nothing but the idle list can be concerned (see
-        #: :meth:`_put_rules_changed`), else :meth:`put_nowait`. Swapped like
-        #: ``take_nowait``, so that the uncontended release makes no Python call.
-        self.put_fast: Callable[[Entry[T]], object] = self.put_nowait
+        #: :meth:`_put_rules_changed`), else None: call :meth:`put_nowait`. Swapped like
+        #: ``take_nowait``, so that the uncontended release makes no Python call. (None
+        #: rather than the bound ``put_nowait``: that would make the core a reference cycle,
+        #: and a dropped pool's idle resources would wait for the cyclic collector.)
+        self.put_fast: Callable[[Entry[T]], object] | None = None
         self.trivial_put = False
         #: Live resources (idle + in use).
         self.size = 0
@@ -1101,7 +1103,7 @@ class FreeListCore(Generic[T]):
             assert self.size + self.creating <= self.max_size
         assert (self.take_nowait is self.take_contended) == bool(self.waiters)
         fast = self.trivial_put and not self.waiters
-        assert self.put_fast == (self._append if fast else self.put_nowait)
+        assert self.put_fast == (self._append if fast else None)
         if self.trivial_put:
             assert not self.closed
             assert not self.shrinking
@@ -1263,10 +1265,10 @@ class FreeListCore(Generic[T]):
         while someone waits, and the fast put is the bare append only while nobody does."""
         if self.waiters:
             self.take_nowait = self.take_contended
-            self.put_fast = self.put_nowait
+            self.put_fast = None
         else:
             self.take_nowait = self.take
-            self.put_fast = self._append if self.trivial_put else self.put_nowait
+            self.put_fast = self._append if self.trivial_put else None
 
     def _put_rules_changed(self) -> None:
         """A put is *trivial* (it can only end on the idle list) while the pool is open, not
