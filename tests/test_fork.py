@@ -193,3 +193,50 @@ def test_asyncio_pool_child_binds_its_own_loop_and_starts_afresh(
 
     asyncio.run(parent_ends())
     assert sorted(res.n for res in tracker.destroyed) == parents
+
+
+def test_asyncio_worker_pool_refuses_work_in_a_forked_child() -> None:
+    """An AsyncWorkerPool forked while open: the child gets PoolClosed saying why, counts
+    start afresh, and the parent's pool works on after the fork."""
+    import asyncio
+
+    made: list[int] = []
+
+    async def create() -> int:
+        made.append(len(made))
+        return made[-1]
+
+    pool = respool.AsyncWorkerPool(create, workers=1)
+
+    async def parent_before() -> int:
+        await pool.open()
+        result: int = await pool.submit(lambda r: r + 100)
+        return result
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(parent_before()) == 100
+
+        def child() -> dict[str, object]:
+            async def use() -> dict[str, object]:
+                try:
+                    await pool.submit(lambda r: r)
+                except respool.PoolClosed as exc:
+                    stats = pool.stats()
+                    return {"refused": str(exc), "workers": stats.workers, "made": len(made)}
+                return {"refused": None}
+
+            return asyncio.run(use())
+
+        report = fork_and_report(child)
+        assert "os.fork()" in str(report["refused"])
+        assert report["workers"] == 0 and report["made"] == 1
+
+        async def parent_after() -> int:
+            result: int = await pool.submit(lambda r: r + 200)
+            await pool.shutdown()
+            return result
+
+        assert loop.run_until_complete(parent_after()) == 200
+    finally:
+        loop.close()

@@ -74,7 +74,7 @@ from inspect import isawaitable
 from types import TracebackType
 from typing import Any, Concatenate, Final, Generic, ParamSpec, Self, TypeVar, overload
 
-from respool import _validate
+from respool import _fork, _validate
 from respool._asyncio.callbacks import Chores, call, running_loop
 from respool._core.admission import (
     ADMITTED,
@@ -1019,6 +1019,7 @@ class AsyncWorkerPool(WorkerOptions[T]):
         #: The loop the pool runs on, once opened (``submit`` compares it with the running one).
         self._loop: asyncio.AbstractEventLoop | None = None
         weakref.finalize(self, shared.abandon_from_anywhere).atexit = False
+        _fork.register(self)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -1384,6 +1385,29 @@ class AsyncWorkerPool(WorkerOptions[T]):
         return f"<AsyncWorkerPool {self.name!r} {state}>"
 
     # -- figures --------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has none of the parent's worker tasks, nor its event loop: the pool
+        refuses work there, saying why, and its counts start afresh (nothing is running),
+        as the threaded ``WorkerPool`` does. The parent's resources are left alone."""
+        old = self._shared
+        old.loop = None  # its finalizer must not reach the parent's loop from the child
+        fresh: _Shared[T] = _Shared(
+            old.lifecycle,
+            workers=self.workers,
+            max_pending=self.max_pending,
+            timeout=self.timeout,
+            rules=old.rules,
+            name=self.name,
+            cleanup=old.cleanup,
+        )
+        fresh.admission.close(
+            "was inherited through os.fork(): its worker tasks and event loop exist only in"
+            " the parent; create a new AsyncWorkerPool in the child"
+        )
+        self._shared = fresh
+        self._admission = fresh.admission
+        self._loop = None
 
     def stats(self) -> WorkerStats:
         """A snapshot of the pool's counts (see :class:`WorkerStats` for its invariants;
