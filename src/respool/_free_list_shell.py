@@ -155,11 +155,12 @@ class FreeListShell(Generic[T]):
 
     def __init__(
         self,
-        create: Lifecycle[T] | Callable[[], T],
+        create: Lifecycle[Any] | Callable[[], Any],
         *,
         min_size: int,
         max_size: int | None,
         max_idle: int,
+        prime: int,
         reset: Callable[[T], object] | None,
         check: Callable[[T], object] | None,
         destroy: Callable[[T], object] | None,
@@ -184,6 +185,9 @@ class FreeListShell(Generic[T]):
                 hint = f"use Async{pool} for async callbacks"
                 _validate.synchronous(field, getattr(lifecycle, field), pool=pool, hint=hint)
         self.lifecycle: Lifecycle[T] = lifecycle
+        #: How many resources the pool makes when it opens (the threaded pools: in the
+        #: constructor; the asyncio ones: in ``open()``).
+        self._prime_count = prime
         self._create = lifecycle.create
         self._reset = lifecycle.reset
         self._check = lifecycle.check

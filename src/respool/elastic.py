@@ -67,11 +67,67 @@ def _sizes(
 
 
 class _Elastic(FreeListShell[T]):
-    """``resize(min_idle=, max_idle=, max_size=)``, the same for both shells."""
+    """The options and ``resize(min_idle=, max_idle=, max_size=)`` of a dynamic pool, the
+    same for both shells (the options are documented on each public class). Its ``super()``
+    is the shell that follows it in the public class's MRO: threaded or asyncio."""
 
     max_idle: int
     min_idle: int
     max_size: int | None
+
+    def __init__(
+        self,
+        create: Lifecycle[T] | Callable[[], T | Awaitable[T]],
+        *,
+        max_idle: int = _MAX_IDLE,
+        min_idle: int = 0,
+        max_size: int | None = None,
+        reset: Callable[[T], object] | None = None,
+        check: Callable[[T], object] | None = None,
+        destroy: Callable[[T], object] | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_waiting: int | None = None,
+        idle_timeout: float | None = None,
+        check_after: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
+        keepalive: float | None = None,
+        leak_timeout: float | None = None,
+        discard_on_error: bool = False,
+        order: str = "lifo",
+        fairness: str = "bounded",
+        fairness_window: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        max_idle, min_idle, max_size = _sizes(
+            max_idle, min_idle, max_size, max_idle_given=max_idle is not _MAX_IDLE
+        )
+        self.max_idle = max_idle
+        self.min_idle = min_idle
+        self.max_size = max_size
+        super().__init__(
+            create,
+            min_size=min_idle,
+            max_size=max_size,
+            max_idle=self.max_idle,
+            prime=min_idle,
+            reset=reset,
+            check=check,
+            destroy=destroy,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            discard_on_error=discard_on_error,
+            order=order,
+            name=name,
+            check_after=check_after,
+            max_lifetime=max_lifetime,
+            max_uses=max_uses,
+            idle_timeout=idle_timeout,
+            keepalive=keepalive,
+            leak_timeout=leak_timeout,
+            fairness=fairness,
+            fairness_window=fairness_window,
+        )
 
     def resize(
         self,
@@ -132,60 +188,6 @@ class ElasticPool(_Elastic[T], _FreeListPool[T]):
     ``ValueError`` naming both.
     """
 
-    def __init__(
-        self,
-        create: Lifecycle[T] | Callable[[], T],
-        *,
-        max_idle: int = _MAX_IDLE,
-        min_idle: int = 0,
-        max_size: int | None = None,
-        reset: Callable[[T], object] | None = None,
-        check: Callable[[T], object] | None = None,
-        destroy: Callable[[T], object] | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        max_waiting: int | None = None,
-        idle_timeout: float | None = None,
-        check_after: float = 0.0,
-        max_lifetime: float | None = None,
-        max_uses: int | None = None,
-        keepalive: float | None = None,
-        leak_timeout: float | None = None,
-        discard_on_error: bool = False,
-        order: str = "lifo",
-        fairness: str = "bounded",
-        fairness_window: float | None = None,
-        name: str | None = None,
-    ) -> None:
-        max_idle, min_idle, max_size = _sizes(
-            max_idle, min_idle, max_size, max_idle_given=max_idle is not _MAX_IDLE
-        )
-        self.max_idle = max_idle
-        self.min_idle = min_idle
-        self.max_size = max_size
-        super().__init__(
-            create,
-            min_size=min_idle,
-            max_size=max_size,
-            max_idle=self.max_idle,
-            prime=min_idle,
-            reset=reset,
-            check=check,
-            destroy=destroy,
-            timeout=timeout,
-            max_waiting=max_waiting,
-            discard_on_error=discard_on_error,
-            order=order,
-            name=name,
-            check_after=check_after,
-            max_lifetime=max_lifetime,
-            max_uses=max_uses,
-            idle_timeout=idle_timeout,
-            keepalive=keepalive,
-            leak_timeout=leak_timeout,
-            fairness=fairness,
-            fairness_window=fairness_window,
-        )
-
 
 class AsyncElasticPool(_Elastic[T], AsyncFreeListPool[T]):
     """The asyncio twin of :class:`ElasticPool`: the same options, rules and ``PoolStats``.
@@ -194,57 +196,3 @@ class AsyncElasticPool(_Elastic[T], AsyncFreeListPool[T]):
     on :class:`~respool.AsyncFixedPool` (``open()`` creates ``min_idle`` resources). An
     acquire that must create a resource awaits ``create`` itself, bounded by its timeout.
     """
-
-    def __init__(
-        self,
-        create: Lifecycle[Any] | Callable[[], T | Awaitable[T]],
-        *,
-        max_idle: int = _MAX_IDLE,
-        min_idle: int = 0,
-        max_size: int | None = None,
-        reset: Callable[[T], object] | None = None,
-        check: Callable[[T], object] | None = None,
-        destroy: Callable[[T], object] | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        max_waiting: int | None = None,
-        idle_timeout: float | None = None,
-        check_after: float = 0.0,
-        max_lifetime: float | None = None,
-        max_uses: int | None = None,
-        keepalive: float | None = None,
-        leak_timeout: float | None = None,
-        discard_on_error: bool = False,
-        order: str = "lifo",
-        fairness: str = "bounded",
-        fairness_window: float | None = None,
-        name: str | None = None,
-    ) -> None:
-        max_idle, min_idle, max_size = _sizes(
-            max_idle, min_idle, max_size, max_idle_given=max_idle is not _MAX_IDLE
-        )
-        self.max_idle = max_idle
-        self.min_idle = min_idle
-        self.max_size = max_size
-        super().__init__(
-            create,  # type: ignore[arg-type]
-            min_size=min_idle,
-            max_size=max_size,
-            max_idle=self.max_idle,
-            prime=min_idle,
-            reset=reset,
-            check=check,
-            destroy=destroy,
-            timeout=timeout,
-            max_waiting=max_waiting,
-            discard_on_error=discard_on_error,
-            order=order,
-            name=name,
-            check_after=check_after,
-            max_lifetime=max_lifetime,
-            max_uses=max_uses,
-            idle_timeout=idle_timeout,
-            keepalive=keepalive,
-            leak_timeout=leak_timeout,
-            fairness=fairness,
-            fairness_window=fairness_window,
-        )

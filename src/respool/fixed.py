@@ -22,9 +22,57 @@ T = TypeVar("T")
 
 
 class _Sized(FreeListShell[T]):
-    """``resize(size)``, the same for both shells."""
+    """The options and ``resize(size)`` of a fixed-size pool, the same for both shells (the
+    options are documented on each public class). Its ``super()`` is the shell that follows
+    it in the public class's MRO: threaded or asyncio."""
 
     size: int
+
+    def __init__(
+        self,
+        create: Lifecycle[T] | Callable[[], T | Awaitable[T]],
+        size: int = 4,
+        *,
+        reset: Callable[[T], object] | None = None,
+        check: Callable[[T], object] | None = None,
+        destroy: Callable[[T], object] | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_waiting: int | None = None,
+        check_after: float = 0.0,
+        max_lifetime: float | None = None,
+        max_uses: int | None = None,
+        keepalive: float | None = None,
+        leak_timeout: float | None = None,
+        discard_on_error: bool = False,
+        order: str = "lifo",
+        fairness: str = "bounded",
+        fairness_window: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        size = _validate.integer("size", size, minimum=1)
+        self.size = size
+        super().__init__(
+            create,
+            min_size=size,
+            max_size=size,
+            max_idle=size,
+            prime=size,
+            reset=reset,
+            check=check,
+            destroy=destroy,
+            timeout=timeout,
+            max_waiting=max_waiting,
+            discard_on_error=discard_on_error,
+            order=order,
+            name=name,
+            check_after=check_after,
+            max_lifetime=max_lifetime,
+            max_uses=max_uses,
+            keepalive=keepalive,
+            leak_timeout=leak_timeout,
+            fairness=fairness,
+            fairness_window=fairness_window,
+        )
 
     def resize(self, size: int) -> None:
         """Hold *size* resources from now on. Growing creates the new ones in the background
@@ -82,52 +130,6 @@ class FixedPool(_Sized[T], _FreeListPool[T]):
     behind a sleeping waiter (a lock convoy); past the window, hand-off is strict.
     """
 
-    def __init__(
-        self,
-        create: Lifecycle[T] | Callable[[], T],
-        size: int = 4,
-        *,
-        reset: Callable[[T], object] | None = None,
-        check: Callable[[T], object] | None = None,
-        destroy: Callable[[T], object] | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        max_waiting: int | None = None,
-        check_after: float = 0.0,
-        max_lifetime: float | None = None,
-        max_uses: int | None = None,
-        keepalive: float | None = None,
-        leak_timeout: float | None = None,
-        discard_on_error: bool = False,
-        order: str = "lifo",
-        fairness: str = "bounded",
-        fairness_window: float | None = None,
-        name: str | None = None,
-    ) -> None:
-        size = _validate.integer("size", size, minimum=1)
-        self.size = size
-        super().__init__(
-            create,
-            min_size=size,
-            max_size=size,
-            max_idle=size,
-            prime=size,
-            reset=reset,
-            check=check,
-            destroy=destroy,
-            timeout=timeout,
-            max_waiting=max_waiting,
-            discard_on_error=discard_on_error,
-            order=order,
-            name=name,
-            check_after=check_after,
-            max_lifetime=max_lifetime,
-            max_uses=max_uses,
-            keepalive=keepalive,
-            leak_timeout=leak_timeout,
-            fairness=fairness,
-            fairness_window=fairness_window,
-        )
-
 
 class AsyncFixedPool(_Sized[T], AsyncFreeListPool[T]):
     """The asyncio twin of :class:`FixedPool`: the same options, rules and ``PoolStats``.
@@ -154,49 +156,3 @@ class AsyncFixedPool(_Sized[T], AsyncFreeListPool[T]):
     around ``acquire`` always bound it, and so does its own ``timeout``, even around a
     slow async ``create`` or ``check``.
     """
-
-    def __init__(
-        self,
-        create: Lifecycle[Any] | Callable[[], T | Awaitable[T]],
-        size: int = 4,
-        *,
-        reset: Callable[[T], object] | None = None,
-        check: Callable[[T], object] | None = None,
-        destroy: Callable[[T], object] | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        max_waiting: int | None = None,
-        check_after: float = 0.0,
-        max_lifetime: float | None = None,
-        max_uses: int | None = None,
-        keepalive: float | None = None,
-        leak_timeout: float | None = None,
-        discard_on_error: bool = False,
-        order: str = "lifo",
-        fairness: str = "bounded",
-        fairness_window: float | None = None,
-        name: str | None = None,
-    ) -> None:
-        size = _validate.integer("size", size, minimum=1)
-        self.size = size
-        super().__init__(
-            create,  # type: ignore[arg-type]
-            min_size=size,
-            max_size=size,
-            max_idle=size,
-            prime=size,
-            reset=reset,
-            check=check,
-            destroy=destroy,
-            timeout=timeout,
-            max_waiting=max_waiting,
-            discard_on_error=discard_on_error,
-            order=order,
-            name=name,
-            check_after=check_after,
-            max_lifetime=max_lifetime,
-            max_uses=max_uses,
-            keepalive=keepalive,
-            leak_timeout=leak_timeout,
-            fairness=fairness,
-            fairness_window=fairness_window,
-        )

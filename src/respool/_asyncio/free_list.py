@@ -182,14 +182,10 @@ class AsyncFreeListPool(FreeListShell[T]):
 
     def __init__(
         self,
-        create: Lifecycle[T] | Callable[[], T],
-        *,
-        prime: int,
+        create: Lifecycle[Any] | Callable[[], Any],
         **options: Any,
     ) -> None:
         super().__init__(create, **options)
-        #: How many resources ``open()`` creates before it returns.
-        self._prime_count = prime
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = _NEW
         #: Set while ``open()`` primes: others opening wait for it.

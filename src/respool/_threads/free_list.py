@@ -67,16 +67,14 @@ class _FreeListPool(FreeListShell[T]):
 
     def __init__(
         self,
-        create: Lifecycle[T] | Callable[[], T],
-        *,
-        prime: int,
+        create: Lifecycle[Any] | Callable[[], Any],
         **options: Any,
     ) -> None:
         super().__init__(create, **options)
         #: The thread running :meth:`_tend` right now, if any.
         self._tending_in: int | None = None
         _fork.register(self)
-        self._prime(prime)
+        self._prime(self._prime_count)
         if self._health:
             filler.request(self)  # housekeeping: lifetimes, idle eviction, keepalive, leaks
 
