@@ -24,7 +24,7 @@ import math
 import threading
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import monotonic
 from typing import Any, Final, Generic, TypeVar
 
@@ -355,6 +355,27 @@ class FreeListShell(Generic[T]):
             todo = self._core.check_failed(entry, self._clock(), None, ABORT)
         self._forgo(todo.outcome)
         self._perform(todo)
+
+    def _check_start(self, entry: Entry[T], now: float) -> bool | Awaitable[object]:
+        """Run ``check``: its verdict, or the awaitable an async check returned (for the
+        caller to await, or to leave to a task of the pool's). An ``Exception`` is a failed
+        check; an interrupt destroys the entry (its state is unknown) and goes on."""
+        check = self._check
+        assert check is not None
+        try:
+            alive = check(entry.resource)
+            if inspect.isawaitable(alive):
+                return alive
+            alive = bool(alive)
+        except Exception:
+            log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
+            return False
+        except BaseException:
+            self._check_interrupted(entry)
+            raise
+        if alive:
+            entry.checked_at = now
+        return alive
 
     def _lending(self, entry: Entry[T], now: float) -> None:
         """*entry* is about to be lent at *now*: with ``leak_timeout``, start its clock and

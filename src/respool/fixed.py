@@ -8,7 +8,7 @@ another, and a predictable footprint (say, connections a database will accept) m
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from respool import _validate
 from respool._asyncio.free_list import AsyncFreeListPool

@@ -205,14 +205,11 @@ class AsyncFreeListPool(FreeListShell[T]):
 
     def _wire(self) -> None:
         """See :meth:`FreeListShell._wire`. Without a ``reset`` or health rules, giving a
-        resource back is nothing but the core's put: ``_put`` is then set, and a lease calls
-        the core's ``put_fast`` (while quiet, the idle list's own ``append``); else ``_put``
-        is None and a lease awaits :meth:`_put_slow`."""
+        resource back is nothing but the core's put (``_bare_put``): a lease then calls the
+        core's ``put_fast`` (while quiet, the idle list's own ``append``); else it awaits
+        :meth:`_put_slow`."""
         super()._wire()
-        plain_put = self._reset is None and not self._health
-        self._put: Callable[[Entry[T]], object] | None = (
-            self._core.put_nowait if plain_put else None
-        )
+        self._bare_put = self._reset is None and not self._health
 
     # -- public API -----------------------------------------------------------------------
 
@@ -579,27 +576,6 @@ class AsyncFreeListPool(FreeListShell[T]):
             now = self._clock()
             todo = self._core.release(self._core.filled(task.result(), now), now)
         self._perform(todo, in_caller=False)
-
-    def _check_start(self, entry: Entry[T], now: float) -> bool | Awaitable[object]:
-        """Run ``check``: its verdict, or the awaitable an async check returned (for the
-        caller to await, or to leave to a task of the pool's). An ``Exception`` is a failed
-        check; an interrupt destroys the entry (its state is unknown) and goes on."""
-        check = self._check
-        assert check is not None
-        try:
-            alive = check(entry.resource)
-            if inspect.isawaitable(alive):
-                return alive
-            alive = bool(alive)
-        except Exception:
-            log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
-            return False
-        except BaseException:
-            self._check_interrupted(entry)
-            raise
-        if alive:
-            entry.checked_at = now
-        return alive
 
     async def _viable(self, entry: Entry[T], now: float, deadline: float | None) -> bool:
         """Run ``check``, within the acquire's deadline: False (an ``Exception``, or no

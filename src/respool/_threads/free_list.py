@@ -286,20 +286,16 @@ class _FreeListPool(FreeListShell[T]):
             return self._core.filled(resource, self._clock())
 
     def _viable(self, entry: Entry[T], now: float) -> bool:
-        """Run ``check``: False (or an ``Exception``) means *entry* must be destroyed."""
-        check = self._check
-        assert check is not None
-        try:
-            alive = bool(check(entry.resource))
-        except Exception:
-            log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
-            return False
-        except BaseException:
-            self._check_interrupted(entry)
-            raise
-        if alive:
-            entry.checked_at = now
-        return alive
+        """Run ``check``: False (or an ``Exception``) means *entry* must be destroyed. A
+        check that returns an awaitable cannot be waited for here: it counts as failed."""
+        verdict = self._check_start(entry, now)
+        if isinstance(verdict, bool):
+            return verdict
+        close = getattr(verdict, "close", None)
+        if close is not None:
+            close()  # a coroutine never awaited would warn at a random later point
+        log.warning("pool %r: check returned an awaitable; use an Async* pool", self.name)
+        return False
 
     # -- release --------------------------------------------------------------------------
 
