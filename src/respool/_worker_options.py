@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Final, Generic, TypeVar
 
 from respool import _validate
 from respool._core.health import Rules
@@ -22,7 +22,12 @@ _names = itertools.count(1)  # next() on it is atomic: safe for pools made in th
 
 
 class WorkerOptions(Generic[T]):
-    """The validated options, as attributes of the pool (see ``WorkerPool``'s docstring)."""
+    """The constructor both worker pools share: it validates and stores the options, as
+    attributes of the pool (documented on ``WorkerPool``), then has the shell build the rest
+    (:meth:`_build`). *awaits*: the shell awaits callbacks (asyncio); otherwise an ``async
+    def`` one is refused, naming the twin that takes it."""
+
+    _awaits: bool = False
 
     lifecycle: Lifecycle[T]
     workers: int
@@ -38,30 +43,31 @@ class WorkerOptions(Generic[T]):
     name: str
     _reject: bool
 
-    def _configure(
+    def __init__(
         self,
-        create: Any,
+        create: Lifecycle[T] | Callable[[], T | Awaitable[T]],
+        workers: int = 4,
         *,
-        workers: int,
-        max_pending: int | None,
-        on_full: str,
-        timeout: float | None,
-        reset: Callable[[T], object] | None,
-        check: Callable[[T], object] | None,
-        destroy: Callable[[T], object] | None,
-        check_after: float,
-        max_uses: int | None,
-        max_lifetime: float | None,
-        keepalive: float | None,
-        max_tasks_per_resource: int | None,
-        name: str | None,
-        awaits: bool,
-    ) -> Rules:
-        """Check and store every option, naming the parameter on bad input; return the
-        health rules for the resources. *awaits*: the shell awaits callbacks (asyncio);
-        otherwise an ``async def`` one is refused, naming the twin that takes it."""
-        lifecycle: Lifecycle[T] = coerce(create, reset=reset, check=check, destroy=destroy)
-        if not awaits:
+        max_pending: int | None = None,
+        on_full: str = "block",
+        timeout: float | None = DEFAULT_TIMEOUT,
+        reset: Callable[[T], object] | None = None,
+        check: Callable[[T], object] | None = None,
+        destroy: Callable[[T], object] | None = None,
+        check_after: float = 0.0,
+        max_uses: int | None = None,
+        max_lifetime: float | None = None,
+        keepalive: float | None = None,
+        max_tasks_per_resource: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        lifecycle: Lifecycle[T] = coerce(
+            create,  # type: ignore[arg-type]  # (an async create is the asyncio shell's)
+            reset=reset,
+            check=check,
+            destroy=destroy,
+        )
+        if not self._awaits:
             for field in ("create", "reset", "check", "destroy"):
                 hint = "use AsyncWorkerPool for async callbacks"
                 fn = getattr(lifecycle, field)
@@ -93,13 +99,19 @@ class WorkerOptions(Generic[T]):
             name = f"{type(self).__name__}-{next(_names)}"
         self.name = _validate.text("name", name)
         self._reject = self.on_full == "reject"
-        return Rules(
+        rules = Rules(
             check_after=self.check_after,
             max_uses=self.max_uses,
             max_lifetime=self.max_lifetime,
             # A ping needs something to run: without a check, keepalive has no effect.
             keepalive=self.keepalive if lifecycle.check is not None else None,
         )
+        self._build(rules)
+
+    def _build(self, rules: Rules) -> None:
+        """The shell's own state, once the options are stored (*rules*: the health rules
+        for its resources)."""
+        raise NotImplementedError
 
     def _cleans_up(self, rules: Rules) -> bool:
         """Is there anything to do around a task (reset, check, wear)?"""

@@ -108,7 +108,7 @@ from respool._core.health import (
 )
 from respool._core.policy import discards, reaches_caller
 from respool._future import TaskFuture, WorkItem
-from respool._worker_options import DEFAULT_TIMEOUT, WorkerOptions
+from respool._worker_options import WorkerOptions
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle
 from respool.stats import WorkerStats
@@ -1048,41 +1048,8 @@ class WorkerPool(WorkerOptions[T]):
     made before the call, neither failing nor losing a task.
     """
 
-    def __init__(
-        self,
-        create: Lifecycle[T] | Callable[[], T],
-        workers: int = 4,
-        *,
-        max_pending: int | None = None,
-        on_full: str = "block",
-        timeout: float | None = DEFAULT_TIMEOUT,
-        reset: Callable[[T], object] | None = None,
-        check: Callable[[T], object] | None = None,
-        destroy: Callable[[T], object] | None = None,
-        check_after: float = 0.0,
-        max_uses: int | None = None,
-        max_lifetime: float | None = None,
-        keepalive: float | None = None,
-        max_tasks_per_resource: int | None = None,
-        name: str | None = None,
-    ) -> None:
-        rules = self._configure(
-            create,
-            workers=workers,
-            max_pending=max_pending,
-            on_full=on_full,
-            timeout=timeout,
-            reset=reset,
-            check=check,
-            destroy=destroy,
-            check_after=check_after,
-            max_uses=max_uses,
-            max_lifetime=max_lifetime,
-            keepalive=keepalive,
-            max_tasks_per_resource=max_tasks_per_resource,
-            name=name,
-            awaits=False,
-        )
+    def _build(self, rules: Rules) -> None:
+        """The pool's shared state, and its worker threads, started here."""
         lifecycle = self.lifecycle
         shared: _Shared[T] = _Shared(
             lifecycle,

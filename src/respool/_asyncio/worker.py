@@ -102,7 +102,7 @@ from respool._core.health import (
     Vitals,
 )
 from respool._core.policy import discards, reaches_caller
-from respool._worker_options import DEFAULT_TIMEOUT, WorkerOptions
+from respool._worker_options import WorkerOptions
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle
 from respool.stats import WorkerStats
@@ -931,79 +931,10 @@ class AsyncWorkerPool(WorkerOptions[T]):
     ``RuntimeError``.
     """
 
-    @overload
-    def __init__(
-        self,
-        create: Callable[[], Awaitable[T]],
-        workers: int = 4,
-        *,
-        max_pending: int | None = None,
-        on_full: str = "block",
-        timeout: float | None = DEFAULT_TIMEOUT,
-        reset: Callable[[T], object] | None = None,
-        check: Callable[[T], object] | None = None,
-        destroy: Callable[[T], object] | None = None,
-        check_after: float = 0.0,
-        max_uses: int | None = None,
-        max_lifetime: float | None = None,
-        keepalive: float | None = None,
-        max_tasks_per_resource: int | None = None,
-        name: str | None = None,
-    ) -> None: ...
-    @overload
-    def __init__(
-        self,
-        create: Lifecycle[T] | Callable[[], T],
-        workers: int = 4,
-        *,
-        max_pending: int | None = None,
-        on_full: str = "block",
-        timeout: float | None = DEFAULT_TIMEOUT,
-        reset: Callable[[T], object] | None = None,
-        check: Callable[[T], object] | None = None,
-        destroy: Callable[[T], object] | None = None,
-        check_after: float = 0.0,
-        max_uses: int | None = None,
-        max_lifetime: float | None = None,
-        keepalive: float | None = None,
-        max_tasks_per_resource: int | None = None,
-        name: str | None = None,
-    ) -> None: ...
-    def __init__(
-        self,
-        create: Lifecycle[T] | Callable[[], T] | Callable[[], Awaitable[T]],
-        workers: int = 4,
-        *,
-        max_pending: int | None = None,
-        on_full: str = "block",
-        timeout: float | None = DEFAULT_TIMEOUT,
-        reset: Callable[[T], object] | None = None,
-        check: Callable[[T], object] | None = None,
-        destroy: Callable[[T], object] | None = None,
-        check_after: float = 0.0,
-        max_uses: int | None = None,
-        max_lifetime: float | None = None,
-        keepalive: float | None = None,
-        max_tasks_per_resource: int | None = None,
-        name: str | None = None,
-    ) -> None:
-        rules = self._configure(
-            create,
-            workers=workers,
-            max_pending=max_pending,
-            on_full=on_full,
-            timeout=timeout,
-            reset=reset,
-            check=check,
-            destroy=destroy,
-            check_after=check_after,
-            max_uses=max_uses,
-            max_lifetime=max_lifetime,
-            keepalive=keepalive,
-            max_tasks_per_resource=max_tasks_per_resource,
-            name=name,
-            awaits=True,
-        )
+    _awaits = True
+
+    def _build(self, rules: Rules) -> None:
+        """The pool's shared state; its worker tasks start on the loop it opens on."""
         lifecycle = self.lifecycle
         shared: _Shared[T] = _Shared(
             lifecycle,
