@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Final, Generic, TypeVar
 
 from respool import _validate
+from respool._core.backoff import Retry
 from respool._core.health import Rules
 from respool.lifecycle import Lifecycle, coerce
 
-__all__ = ["DEFAULT_TIMEOUT", "WorkerOptions"]
+__all__ = ["DEFAULT_TIMEOUT", "WorkerOptions", "log_create_failure"]
+
+log = logging.getLogger("respool")
 
 T = TypeVar("T")
 
@@ -117,3 +121,24 @@ class WorkerOptions(Generic[T]):
         """Is there anything to do around a task (reset, check, wear)?"""
         lifecycle = self.lifecycle
         return bool(lifecycle.reset is not None or rules.wears or lifecycle.check is not None)
+
+
+def log_create_failure(name: str, retry: Retry, exc: BaseException) -> None:
+    """A worker's ``create`` failed: the first of a streak with its traceback, then one line
+    per attempt (a create that fails for minutes must not flood the log)."""
+    if retry.first:
+        log.warning(
+            "pool %r: create failed (%d in a row); next try in %.2f s",
+            name,
+            retry.failures,
+            retry.delay,
+            exc_info=exc,
+        )
+    else:
+        log.warning(
+            "pool %r: create failed (%d in a row: %r); next try in %.2f s",
+            name,
+            retry.failures,
+            exc,
+            retry.delay,
+        )

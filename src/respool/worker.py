@@ -108,7 +108,7 @@ from respool._core.health import (
 )
 from respool._core.policy import discards, reaches_caller
 from respool._future import TaskFuture, WorkItem
-from respool._worker_options import WorkerOptions
+from respool._worker_options import WorkerOptions, log_create_failure
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle
 from respool.stats import WorkerStats
@@ -894,22 +894,7 @@ class _Runner(Generic[T]):
             retry = self.supply.failed(monotonic(), exc)
             me.retry_at = retry.at
             me.streak = retry.failures
-            if retry.first:
-                log.warning(
-                    "pool %r: create failed (%d in a row); next try in %.2f s",
-                    shared.name,
-                    retry.failures,
-                    retry.delay,
-                    exc_info=True,
-                )
-            else:
-                log.warning(
-                    "pool %r: create failed (%d in a row: %r); next try in %.2f s",
-                    shared.name,
-                    retry.failures,
-                    exc,
-                    retry.delay,
-                )
+            log_create_failure(shared.name, retry, exc)
             return False
         self.resource = resource
         vitals = self.vitals = self.rules.born(monotonic(), trusted=trusted)

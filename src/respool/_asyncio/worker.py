@@ -102,7 +102,7 @@ from respool._core.health import (
     Vitals,
 )
 from respool._core.policy import discards, reaches_caller
-from respool._worker_options import WorkerOptions
+from respool._worker_options import WorkerOptions, log_create_failure
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle
 from respool.stats import WorkerStats
@@ -785,22 +785,7 @@ class _Worker(Generic[T]):
             self.create_errors += 1
             retry = self.supply.failed(loop.time(), exc)
             self.streak = retry.failures
-            if retry.first:
-                log.warning(
-                    "pool %r: create failed (%d in a row); next try in %.2f s",
-                    shared.name,
-                    retry.failures,
-                    retry.delay,
-                    exc_info=True,
-                )
-            else:
-                log.warning(
-                    "pool %r: create failed (%d in a row: %r); next try in %.2f s",
-                    shared.name,
-                    retry.failures,
-                    exc,
-                    retry.delay,
-                )
+            log_create_failure(shared.name, retry, exc)
             return False
         self.resource = resource
         self.vitals = self.rules.born(loop.time(), trusted=trusted)
