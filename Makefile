@@ -31,7 +31,7 @@ $(BIN)/python:
 # The package's version lives in src/respool/__init__.py (pyproject reads it from there), so a
 # change to it reinstalls too: the installed metadata, and `pip show`, must not go stale.
 $(VENV)/.installed: $(BIN)/python pyproject.toml src/respool/__init__.py
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[tour]'
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml src/respool/__init__.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -128,7 +129,12 @@ def test_json_holds_every_table_with_machine_info(tiny_run: Run) -> None:
         assert len(baselines) == 1, table["key"]
         for row in table["rows"]:
             if not row["measured"]:
-                assert row["note"] == MISSING_HINT or row["note"].startswith("not in this build")
+                note = row["note"]
+                # Off CI the PostgreSQL scenario may find no server; CI promises one.
+                offline = os.environ.get("CI") != "true" and note.startswith(
+                    "PostgreSQL not reachable"
+                )
+                assert note == MISSING_HINT or note.startswith("not in this build") or offline
                 continue
             if table["key"] == "worker-map-memory":  # a tiny map may not grow the process
                 assert row["best"] == row["median"] >= 0

@@ -36,7 +36,16 @@ def tour_output() -> str:
 def test_tour_quick_shows_every_section(tour_output: str) -> None:
     """`respool tour --quick` runs on real resources and prints each section and its verdicts."""
     out = tour_output
-    for section in ("Temporary files", "SQLite", "TCP", "4. WorkerPool", "5. TransientPool"):
+    for section in (
+        "Temporary files",
+        "SQLite",
+        "TCP",
+        "4. WorkerPool",
+        "5. TransientPool",
+        "7. PostgreSQL",
+        "8. Redis",
+        "9. A log shipper",
+    ):
         assert section in out
     assert "Summary" in out
     assert "FixedPool" in out
@@ -72,7 +81,10 @@ def test_tour_verdicts_follow_the_printed_speedups(tour_output: str) -> None:
     rows = re.findall(
         rf"^\s+\S.*?\s(\d+\.\d)x\s+(\d+\.\d)x\s+-?\d+\.\d\s+({verdicts})$", summary, re.M
     )
-    assert len(rows) == 5  # temp files; SQLite and TCP with 1 and 4 threads
+    # Temp files; SQLite and TCP with 1 and 4 threads; PostgreSQL and Redis with 1 and 4
+    # threads when their servers answered (tests/test_tour_servers.py makes sure of that).
+    servers = sum(f"\n  {name} " in summary for name in ("PostgreSQL", "Redis"))
+    assert len(rows) == 5 + 2 * servers
     for fixed, elastic, verdict in rows:
         best = max(float(fixed), float(elastic))
         assert DEFAULT_RULES.classify(best) == verdict

@@ -10,7 +10,12 @@ just above its fence, which must state the reason::
 
     <!-- test_docs: skip (needs a PostgreSQL server on 127.0.0.1:5432) -->
 
-Keep that rare: a skipped example is an unchecked one. Code that must not run at all (an API
+Keep that rare: a skipped example is an unchecked one. A block that needs one of the servers
+the test suite talks to says so instead, and runs wherever the suite's other server tests run
+(skipping, with the reason, only off CI when the server is missing: ``tests/services.py``)::
+
+    <!-- test_docs: needs (postgres) -->
+ Code that must not run at all (an API
 still to come) belongs in a ```text block, which makes no promise.
 
 An asyncio example runs its own event loop (``asyncio.run(main())``), as a script pasted from
@@ -29,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import services
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Directories that hold no documentation of ours (tools' caches, virtualenvs, builds).
@@ -36,6 +43,9 @@ _IGNORED_DIRS = frozenset({"node_modules", "build", "dist", "venv", "__pycache__
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,}|~{3,})(?P<info>[^`]*)$")
 _SKIP = re.compile(r"^\s*<!--\s*test_docs:\s*skip\s*\((?P<reason>[^)]*)\)\s*-->\s*$")
+_NEEDS = re.compile(r"^\s*<!--\s*test_docs:\s*needs\s*\((?P<server>postgres|redis)\)\s*-->\s*$")
+#: How a block's server is made sure of: skip or fail as the suite's server tests do.
+_SERVERS = {"postgres": services.require_postgres, "redis": services.require_redis}
 #: Info strings a reader would take for Python; only ``python`` runs, so the others are refused.
 _PYTHONISH = frozenset({"py", "python3", "py3", "pycon", "ipython", "Python"})
 
@@ -60,6 +70,7 @@ class Block:
     language: str
     code: str
     skip: str | None
+    needs: str | None = None
 
     @property
     def name(self) -> str:
@@ -80,6 +91,7 @@ def _blocks(path: Path) -> list[Block]:
         language = opening["info"].strip().split(" ")[0] if opening["info"].strip() else ""
         previous = next((line for line in reversed(lines[:index]) if line.strip()), "")
         marker = _SKIP.match(previous)
+        needs = _NEEDS.match(previous)
         body: list[str] = []
         end = index + 1
         while end < len(lines):
@@ -91,7 +103,8 @@ def _blocks(path: Path) -> list[Block]:
         else:
             raise AssertionError(f"{path.name}:{index + 1}: code block never closed")
         skip = marker["reason"].strip() if marker else None
-        blocks.append(Block(path, index + 1, language, "\n".join(body) + "\n", skip))
+        server = needs["server"] if needs else None
+        blocks.append(Block(path, index + 1, language, "\n".join(body) + "\n", skip, server))
         index = end + 1
     return blocks
 
@@ -131,6 +144,8 @@ def test_example_runs(
     asyncio nothing to log."""
     if block.skip is not None:
         pytest.skip(block.skip)
+    if block.needs is not None:
+        _SERVERS[block.needs]()
     monkeypatch.chdir(tmp_path)
     complaints = _run(block.code, str(block.path), block.line, caplog)
     assert complaints == [], f"{block.name}: asyncio logged errors"
@@ -158,9 +173,10 @@ def test_skips_are_rare_and_explained() -> None:
         for path in DOCUMENTS
         for line in path.read_text(encoding="utf-8").splitlines()
     )
-    attached = sum(1 for block in PYTHON if block.skip is not None)
+    attached = sum(1 for block in PYTHON if block.skip is not None or block.needs is not None)
     assert marked == attached, "a test_docs marker is not directly above a ```python block"
-    assert attached <= max(1, len(PYTHON) // 5)
+    skipped = sum(1 for block in PYTHON if block.skip is not None)
+    assert skipped <= max(1, len(PYTHON) // 5)
 
 
 _LINK = re.compile(r"\[[^\]]*\]\((?P<target>[^)#\s]+)(?:#[^)]*)?\)")

@@ -19,7 +19,16 @@ __all__ = ["main"]
 
 # Names only: importing the benchmarks (and so every pool) just to parse arguments is wasteful.
 # tests/test_cli.py checks that they match respool.bench.SCENARIOS and respool.bench.ALIASES.
-_SCENARIOS = ("uncontended", "contended", "worker", "transient", "health", "asyncio")
+_SCENARIOS = (
+    "uncontended",
+    "contended",
+    "worker",
+    "transient",
+    "health",
+    "asyncio",
+    "postgres",
+    "shipper",
+)
 _ALIASES = {
     "acquire_release": ("uncontended", "contended"),
     "free_list": ("uncontended", "contended"),

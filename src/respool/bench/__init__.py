@@ -6,8 +6,11 @@ The run is a list of named scenarios, each a module here and a thin script in
 ``queue.Queue`` used as a pool), :mod:`.worker` (``WorkerPool`` against a bare queue round
 trip and ``ThreadPoolExecutor``), :mod:`.transient` (``TransientPool`` and ``BufferPool``
 against a deque and allocation), :mod:`.health` (the health options' cost and a fault
-drill) and :mod:`.asyncio_` (the asyncio pools against ``asyncio.Queue`` and psycopg_pool's
-``AsyncConnectionPool``, on one event loop).
+drill), :mod:`.asyncio_` (the asyncio pools against ``asyncio.Queue`` and psycopg_pool's
+``AsyncConnectionPool``, on one event loop) and :mod:`.postgres` (``FixedPool`` and
+``AsyncFixedPool`` on a real PostgreSQL through ``respool.contrib``, against psycopg_pool, asyncpg's
+pool, a hand-written pool and a connection per request) and :mod:`.shipper` (a log shipper end
+to end over UDP, with each strategy where it fits and without a pool).
 
 Every scenario returns tables (:mod:`._report`); this module prints them as they come,
 and writes them as JSON and a chart when asked. Each row is timed in interleaved rounds
@@ -25,7 +28,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
-from respool.bench import asyncio_, contended, health, transient, uncontended, worker
+from respool.bench import (
+    asyncio_,
+    contended,
+    health,
+    postgres,
+    shipper,
+    transient,
+    uncontended,
+    worker,
+)
 from respool.bench._report import (
     ScenarioReport,
     machine_info,
@@ -64,6 +76,16 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             "asyncio",
             "the asyncio pools against asyncio.Queue and psycopg_pool, one loop",
             asyncio_.run,
+        ),
+        Scenario(
+            "postgres",
+            "a real PostgreSQL: respool with psycopg and asyncpg against their drivers' pools",
+            postgres.run,
+        ),
+        Scenario(
+            "shipper",
+            "a log shipper end to end: records/s with and without pools, every record checked",
+            shipper.run,
         ),
     )
 }

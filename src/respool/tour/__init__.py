@@ -9,7 +9,8 @@ written in advance. ``quick=True`` keeps every section and measures far fewer op
 This module is the driver: the introduction, the order of the sections and the summary.
 Sections: the free lists (:mod:`.fixed_elastic`: temp files, SQLite, TCP), the worker pool
 (:mod:`.worker`), the transient pool and buffers (:mod:`.transient`), the asyncio pools and
-cancellation (:mod:`.asyncio_`, which shows rather than times).
+cancellation (:mod:`.asyncio_`, which shows rather than times), PostgreSQL and Redis when they
+answer (:mod:`.servers`), and a log shipper end to end (:mod:`.shipper`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from respool._verdict import DEFAULT_RULES, judge, legend
-from respool.tour import asyncio_, fixed_elastic, transient, worker
+from respool.tour import asyncio_, fixed_elastic, servers, shipper, transient, worker
 from respool.tour._text import heading, micro, print_wrapped, threads_label
 from respool.tour.fixed_elastic import ELASTIC, FIXED, FRESH, Measured, Plan, Section
 
@@ -38,7 +39,9 @@ def main(quick: bool = False) -> int:
     sections = fixed_elastic.run(plan)
     others = [worker.run(quick), transient.run(quick)]
     cancelled = asyncio_.run(quick)
-    print_summary(sections, plan, others, pitfalls=[cancelled])
+    sections += servers.run(plan)
+    shipped = shipper.run(quick)
+    print_summary(sections, plan, others, pitfalls=[cancelled, shipped])
     print()
     print(f"(The tour took {time.perf_counter() - started:.0f} s.)")
     return 0
@@ -69,7 +72,9 @@ def print_intro(plan: Plan) -> None:
     print("                 not reused soon is dropped at garbage collection.")
     print("Sections 1-3 time the free lists (FixedPool, ElasticPool), 4 the WorkerPool,")
     print("5 the TransientPool and BufferPool; 6 shows the asyncio twins of the pools")
-    print("when a task is cancelled between a request and its reply.")
+    print("when a task is cancelled between a request and its reply; 7 and 8 time real")
+    print("PostgreSQL and Redis servers (when they answer) and kill pooled connections;")
+    print("9 runs a log shipper end to end with each strategy and checks every record.")
     print()
     print("Every pool manages its resources with the same four callbacks (the lifecycle):")
     print("  create()    make a new resource")

@@ -59,12 +59,30 @@ class Plan:
     temp_ops: int
     sqlite_ops: int
     tcp_ops: int
+    postgres_ops: int
+    redis_ops: int
 
 
 # Tuned so the whole tour takes about a minute on a busy two-core machine. TCP stays modest
 # because every fresh connection leaves a socket in TIME_WAIT for a minute.
-_FULL: Final = Plan(quick=False, rounds=5, temp_ops=20_000, sqlite_ops=10_000, tcp_ops=800)
-_QUICK: Final = Plan(quick=True, rounds=3, temp_ops=2_000, sqlite_ops=800, tcp_ops=120)
+_FULL: Final = Plan(
+    quick=False,
+    rounds=5,
+    temp_ops=20_000,
+    sqlite_ops=10_000,
+    tcp_ops=800,
+    postgres_ops=160,
+    redis_ops=800,
+)
+_QUICK: Final = Plan(
+    quick=True,
+    rounds=3,
+    temp_ops=2_000,
+    sqlite_ops=800,
+    tcp_ops=120,
+    postgres_ops=24,
+    redis_ops=120,
+)
 
 
 def plan_for(quick: bool) -> Plan:
