@@ -730,15 +730,12 @@ def test_async_keepalive_replaces_cut_connections_before_callers_meet_them(
     asyncio.run(drill())
 
 
-# -- defects the drills found (xfail, strict: each passes once its defect is fixed) ----------
+# -- defects the drills found ------------------------------------------------------------------
+# An acquire past its deadline used to go on checking the next idle connections (fixed: a check
+# that fails after the deadline ends the acquire). What is still open is marked xfail, strict:
+# it passes once its defect is fixed.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="respool bug: an acquire whose deadline has passed goes on taking and checking"
-    " the next idle connection; a sync check cannot be cut short, so N silent connections"
-    " hold the caller N x check_timeout",
-)
 def test_sync_acquire_past_its_deadline_checks_no_more_connections(proxy: TcpProxy) -> None:
     """Threads: silent idle connections hold an acquire one check past its deadline at
     most; the others are left for later callers, not checked on this caller's time."""
@@ -759,12 +756,6 @@ def closed(conn: Conn) -> bool:
     return bool(is_closed()) if callable(is_closed) else bool(conn.closed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="respool bug: an acquire whose deadline has passed goes on taking the next idle"
-    " connections and 'checks' each with no time left (asyncio.timeout of 0): it destroys"
-    " them, healthy or not",
-)
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_async_acquire_past_its_deadline_condemns_no_healthy_connection(
     postgres: str, flavour: Flavour

@@ -74,6 +74,56 @@ def test_check_after_checks_only_resources_idle_that_long(
     assert len(tracker.checked) == 1
 
 
+def _slow_failing_check(tracker: Tracker, clock: Clock, seconds: float) -> respool.Lifecycle[Res]:
+    """The tracker's lifecycle with a check that takes *seconds* of the pool's clock."""
+
+    def check(res: Res) -> bool:
+        clock.advance(seconds)
+        return tracker.check(res)
+
+    return respool.Lifecycle(
+        tracker.create, reset=tracker.reset, check=check, destroy=tracker.destroy
+    )
+
+
+def test_acquire_past_its_deadline_checks_no_more_resources(
+    make_pool: PoolFactory, tracker: Tracker
+) -> None:
+    """A check that fails after the deadline ends the acquire: the next idle ones are not
+    checked on time the caller no longer has."""
+    clock = Clock()
+    pool = make_pool(3, lifecycle=_slow_failing_check(tracker, clock, 1.0), check_after=0.0)
+    pool._clock = clock
+    with pool.acquire(), pool.acquire(), pool.acquire():
+        pass
+    for res in tracker.made:
+        res.broken = True
+    tracker.checked.clear()
+    with pytest.raises(respool.PoolTimeout):
+        pool.acquire(timeout=0.5)
+    assert len(tracker.checked) == 1
+    stats = pool.stats()
+    assert stats.check_failures == 1
+    assert stats.timeouts == 1
+
+
+def test_acquire_that_never_waits_checks_until_one_passes(
+    make_pool: PoolFactory, tracker: Tracker
+) -> None:
+    """``timeout=0`` promises no wait, not no check: every idle one is tried in turn."""
+    clock = Clock()
+    pool = make_pool(3, lifecycle=_slow_failing_check(tracker, clock, 1.0), check_after=0.0)
+    pool._clock = clock
+    with pool.acquire() as first, pool.acquire() as second, pool.acquire():
+        pass  # given back last, the first two are the next lent (LIFO)
+    first.broken = second.broken = True
+    tracker.checked.clear()
+    with pool.acquire(timeout=0) as res:
+        assert not res.broken
+    assert tracker.checked[:2] == [first, second]
+    assert pool.stats().check_failures == 2
+
+
 # -- max_lifetime and max_uses ----------------------------------------------------------------
 
 

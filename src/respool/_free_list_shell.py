@@ -319,18 +319,22 @@ class FreeListShell(Generic[T]):
         started: float | None,
         *,
         trying: bool,
+        give_up: bool = False,
     ) -> Entry[T] | Waiter[T] | _Token | None:
         """One request to the core: what is at hand for this caller (see
         :meth:`FreeListCore.request`), or, after its *failed* entry did not pass its check
         (or was worn, *why*), what comes next at its place in the line (*started*). *handle*:
         what to wake it with, None when it will not wait. *trying*: a ``try_acquire``, whose
-        finding nothing is no timeout."""
+        finding nothing is no timeout. *give_up*: the *failed* entry's caller is past its
+        deadline and takes nothing more (see :meth:`FreeListCore.check_failed`)."""
         with self._lock:
             core = self._core
             if failed is None:
                 todo = core.request(self._clock(), handle)
             else:
-                todo = core.check_failed(failed, self._clock(), handle, why, since=started)
+                todo = core.check_failed(
+                    failed, self._clock(), handle, why, since=started, give_up=give_up
+                )
             if todo.outcome is None and not trying:
                 core.note_timeout()
         if todo.wake or todo.fill or todo.destroy:  # (usually none: a call saved)

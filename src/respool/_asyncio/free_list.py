@@ -413,7 +413,10 @@ class AsyncFreeListPool(FreeListShell[T]):
                 # in the line at this caller's place (after a failed check: see there).
                 waits = deadline is None or deadline > self._clock()
                 handle: _Future[None] | None = _Future(loop=loop) if waits else None
-                outcome = self._ask(handle, failed, why, started, trying=False)
+                # Past its deadline, a caller whose check failed stops there (as in the
+                # threaded shell); one that never waits (timeout 0) goes on.
+                give_up = failed is not None and not waits and bool(timeout)
+                outcome = self._ask(handle, failed, why, started, trying=False, give_up=give_up)
                 if outcome is None:
                     raise self._timed_out(timeout)
                 if type(outcome) is Waiter:

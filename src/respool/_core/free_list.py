@@ -610,9 +610,15 @@ class FreeListCore(Generic[T]):
         reason: str = CHECK,
         *,
         since: float | None = None,
+        give_up: bool = False,
     ) -> Todo[T]:
         """``check`` found the caller's *entry* unviable (or *reason*: :meth:`worn` found it
         due for retirement): destroy it and serve the caller again.
+
+        *give_up*: the caller's deadline has passed, so it takes nothing more (``outcome``
+        None, or ``CLOSED``): the destroyed one's room goes to the others. Without this, a
+        caller past its deadline would go on taking idle entries and checking each on time
+        it no longer has (a check of a silent connection lasts its whole timeout).
 
         The caller had been served, so it keeps its place at the head of the line: ``outcome``
         is the next idle entry, ``CREATE`` when the destroyed one's room is free for it, a
@@ -627,6 +633,10 @@ class FreeListCore(Generic[T]):
         if reason == CHECK:
             self.check_failures += 1
         todo: Todo[T] = Todo()
+        if give_up:
+            self._retire(entry, todo, now, reason)
+            todo.outcome = CLOSED if self.closed else None
+            return todo
         self._retire(entry, todo, now, reason, serve=False)
         if self.closed:
             todo.outcome = CLOSED

@@ -210,7 +210,11 @@ class _FreeListPool(FreeListShell[T]):
         *trying* found nothing. *failed*: an entry of this caller's that failed its check
         (*started*: when this caller began acquiring, its place in the line)."""
         handle = None if trying else self._wake_up_lock(deadline)
-        outcome = self._ask(handle, failed, why, started, trying=trying)
+        # Past its deadline (handle None), a caller whose check failed stops there, rather
+        # than check the next idle resource on time it no longer has. One that never waits
+        # (timeout 0) goes on through the idle ones: it was promised no wait, not no check.
+        give_up = failed is not None and handle is None and not trying and bool(timeout)
+        outcome = self._ask(handle, failed, why, started, trying=trying, give_up=give_up)
         if outcome is None:
             if trying:
                 return None
