@@ -71,8 +71,8 @@ _FULL: Final = Plan(
     temp_ops=20_000,
     sqlite_ops=10_000,
     tcp_ops=800,
-    postgres_ops=160,
-    redis_ops=800,
+    postgres_ops=100,
+    redis_ops=400,
 )
 _QUICK: Final = Plan(
     quick=True,
