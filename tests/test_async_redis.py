@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 import respool
+from tests.services import unavailable
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -36,13 +36,6 @@ PATIENCE = 10.0
 CUT = 0.02
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """Skip on a developer's machine; fail when CI promises the service."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the service must be available)", pytrace=False)
-    pytest.skip(reason)
 
 
 def resp_command(*parts: str) -> bytes:
@@ -143,7 +136,7 @@ def redis() -> None:
     try:
         asyncio.run(probe())
     except Exception as exc:
-        _unavailable(f"Redis not reachable at {REDIS_HOST}:{REDIS_PORT}: {exc}")
+        unavailable(f"Redis not reachable at {REDIS_HOST}:{REDIS_PORT}: {exc}")
 
 
 @pytest.fixture

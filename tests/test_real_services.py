@@ -10,15 +10,15 @@ unreachable server fails them instead, so a broken CI service can never pass as 
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 import respool
+from tests.services import unavailable
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -41,13 +41,6 @@ class Boom(Exception):
     """An ordinary error raised from a lease body."""
 
 
-def _unavailable(reason: str) -> NoReturn:
-    """Skip on a developer's machine; fail when CI promises the service."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the service must be available)", pytrace=False)
-    pytest.skip(reason)
-
-
 # -- PostgreSQL ---------------------------------------------------------------------------
 
 try:
@@ -66,12 +59,12 @@ PgConn = Any  # psycopg.Connection[tuple[Any, ...]], kept loose for the optional
 def postgres() -> str:
     """Probe PostgreSQL once per module; return the conninfo to use."""
     if _PSYCOPG_IMPORT_ERROR is not None:
-        _unavailable(f"psycopg is not installed: {_PSYCOPG_IMPORT_ERROR}")
+        unavailable(f"psycopg is not installed: {_PSYCOPG_IMPORT_ERROR}")
     try:
         with psycopg.connect(PG_CONNINFO) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:
-        _unavailable(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}: {exc}")
+        unavailable(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}: {exc}")
     return PG_CONNINFO
 
 
@@ -415,7 +408,7 @@ def redis() -> tuple[str, int]:
             raise RuntimeError(f"PING answered {reply!r}")
     except Exception as exc:
         host, port = REDIS_ADDRESS
-        _unavailable(f"Redis not reachable at {host}:{port}: {exc}")
+        unavailable(f"Redis not reachable at {host}:{port}: {exc}")
     return REDIS_ADDRESS
 
 

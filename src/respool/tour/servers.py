@@ -83,7 +83,7 @@ def _reachable(host: str, port: int) -> str | None:
 
 
 def _kill_drill(
-    make_pool: Callable[[bool], FixedPool[Any]],
+    lifecycle: Lifecycle[Any],
     ids: Callable[[Any], int],
     kill: Callable[[list[int]], None],
     request: Callable[[Any], None],
@@ -93,7 +93,11 @@ def _kill_drill(
 
     Returns (failures without check, failures with check, seconds the checked pool took,
     connections the checked pool replaced)."""
-    with make_pool(False) as unchecked, make_pool(True) as checked:
+    unchecked_lifecycle = dataclasses.replace(lifecycle, check=None)
+    with (
+        FixedPool(unchecked_lifecycle, size=POOL_SIZE, timeout=10) as unchecked,
+        FixedPool(lifecycle, size=POOL_SIZE, timeout=10) as checked,
+    ):
         victims = []
         for pool in (unchecked, checked):
             with ExitStack() as stack:
@@ -211,10 +215,6 @@ def _postgres(plan: Plan) -> Section | None:
     print("  Not quite there anymore: the server terminates every pooled connection")
     print("  (pg_terminate_backend) while two FixedPools sit idle, one without a check.")
 
-    def make_pool(with_check: bool) -> FixedPool[Any]:
-        used = lifecycle if with_check else dataclasses.replace(lifecycle, check=None)
-        return FixedPool(used, size=POOL_SIZE, timeout=10)
-
     def backend(conn: psycopg.Connection[Any]) -> int:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
         return int(row[0]) if row else -1
@@ -224,7 +224,7 @@ def _postgres(plan: Plan) -> Section | None:
             for pid in pids:
                 admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
 
-    outcome = _kill_drill(make_pool, backend, terminate, select_one)
+    outcome = _kill_drill(lifecycle, backend, terminate, select_one)
     return Section(results, _print_drill("PostgreSQL", outcome))
 
 
@@ -283,10 +283,6 @@ def _redis(plan: Plan) -> Section | None:
             print("  Not quite there anymore: the server kills every pooled connection")
             print("  (CLIENT KILL) while two FixedPools sit idle, one without a check.")
 
-            def make_pool(with_check: bool) -> FixedPool[Any]:
-                used = lifecycle if with_check else dataclasses.replace(lifecycle, check=None)
-                return FixedPool(used, size=POOL_SIZE, timeout=10)
-
             def client_id(client: redis.Redis) -> int:
                 return int(client.client_id())
 
@@ -294,7 +290,7 @@ def _redis(plan: Plan) -> Section | None:
                 for victim in ids:
                     admin.client_kill_filter(_id=str(victim))
 
-            outcome = _kill_drill(make_pool, client_id, kill, get)
+            outcome = _kill_drill(lifecycle, client_id, kill, get)
         finally:
             admin.delete(key)
     return Section(results, _print_drill("Redis", outcome))
