@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import queue
 import signal
 import socket
@@ -269,20 +270,29 @@ def test_an_error_after_the_reply_arrived_is_refused_by_reset(
         assert stats.reset_errors == 1 and stats.retired["abort"] == 0, stats
 
 
+@pytest.mark.parametrize("abort_on", [True, False], ids=["abort_on", "without"])
 def test_a_read_timeout_mid_reply_never_hands_the_late_reply_on(
-    server: tuple[str, int], keys: Keys
+    server: tuple[str, int], keys: Keys, abort_on: bool
 ) -> None:
     """BLPOP answers after 0.3 s, the client's socket timeout is 0.05 s: redis-py raises its
-    TimeoutError mid-read and disconnects; reset refuses the closed connection, and the next
-    user, after the late reply would have arrived, reads its own."""
+    TimeoutError mid-read and disconnects. The lifecycle lists that error in abort_on, so the
+    pool destroys the connection unseen; stripped of abort_on, reset refuses the closed
+    connection instead. Either way the next user, after the late reply would have arrived,
+    reads its own."""
     life = rp_redis.clients(url_of(*server), socket_timeout=0.05)
+    if not abort_on:
+        life = dataclasses.replace(life, abort_on=())
     with respool.FixedPool(life, size=1) as pool:
         with pytest.raises(redis.TimeoutError), pool.acquire() as client:
             client.blpop([keys.empty], timeout=0.3)
         with pool.acquire(timeout=5) as client:
             time.sleep(0.3)  # (not synchronisation: lets the abandoned reply become due)
             assert client.get(keys.b) == b"B"
-        assert pool.stats().reset_errors == 1
+        stats = pool.stats()
+        if abort_on:
+            assert (stats.retired["abort"], stats.reset_errors) == (1, 0), stats
+        else:
+            assert (stats.retired["abort"], stats.reset_errors) == (0, 1), stats
 
 
 def test_a_builtin_timeout_inside_the_lease_discards_the_connection(
@@ -299,18 +309,13 @@ def test_a_builtin_timeout_inside_the_lease_discards_the_connection(
         assert pool.stats().retired["abort"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="respool's abort rule knows builtin TimeoutError, not redis.exceptions.TimeoutError"
-    " (a RedisError): a read that times out without disconnecting leaves a reply in flight"
-    " that reset cannot see yet (reported)",
-)
 def test_redis_timeout_without_disconnect_is_not_treated_as_an_abort(
     server: tuple[str, int], keys: Keys
 ) -> None:
     """read_response(timeout=, disconnect_on_error=False) raises redis' TimeoutError and
-    keeps the connection; without the check's PING (check_timeout=0: the look only) its reply
-    (nil, 0.15 s later) reaches the next user."""
+    keeps the connection, its reply (nil, 0.15 s later) in flight; even without the check's
+    PING (check_timeout=0: the look only) it never reaches the next user: the lifecycle's
+    abort_on makes that error an abort, and the connection is destroyed."""
     life = rp_redis.connections(url_of(*server), check_timeout=0)
     with respool.FixedPool(life, size=1) as pool:
         with pytest.raises(redis.TimeoutError), pool.acquire() as conn:
@@ -318,15 +323,19 @@ def test_redis_timeout_without_disconnect_is_not_treated_as_an_abort(
             conn.read_response(timeout=0.05, disconnect_on_error=False)
         with pool.acquire(timeout=5) as conn:
             assert ask(conn, "GET", keys.b) == b"B"
+        stats = pool.stats()
+        assert (stats.retired["abort"], stats.reset_errors) == (1, 0), stats
 
 
 def test_the_check_ping_catches_a_reply_still_in_flight(
     server: tuple[str, int], keys: Keys
 ) -> None:
-    """The same abandoned read with the default check: reset finds nothing yet (the reply is
-    on its way), but the check's PING reads that reply instead of PONG and refuses the
-    connection; the next user reads its own."""
-    with respool.FixedPool(rp_redis.connections(url_of(*server)), size=1) as pool:
+    """The same abandoned read, on a lifecycle stripped of abort_on (as a hand-made one would
+    be) and with the default check: reset finds nothing yet (the reply is on its way), but the
+    check's PING reads that reply instead of PONG and refuses the connection; the next user
+    reads its own."""
+    life = dataclasses.replace(rp_redis.connections(url_of(*server)), abort_on=())
+    with respool.FixedPool(life, size=1) as pool:
         with pytest.raises(redis.TimeoutError), pool.acquire() as conn:
             conn.send_command("BLPOP", keys.empty, "0.2")
             conn.read_response(timeout=0.05, disconnect_on_error=False)
@@ -339,8 +348,8 @@ def test_the_check_ping_catches_a_reply_still_in_flight(
 def test_discard_on_error_covers_a_redis_timeout_without_disconnect(
     server: tuple[str, int], keys: Keys
 ) -> None:
-    """The documented remedy for the case above: discard_on_error=True destroys it."""
-    life = rp_redis.connections(url_of(*server))
+    """On a lifecycle without abort_on, discard_on_error=True destroys it too (as an error)."""
+    life = dataclasses.replace(rp_redis.connections(url_of(*server)), abort_on=())
     with respool.FixedPool(life, size=1, discard_on_error=True) as pool:
         with pytest.raises(redis.TimeoutError), pool.acquire() as conn:
             conn.send_command("BLPOP", keys.empty, "0.2")

@@ -192,6 +192,8 @@ class FreeListShell(Generic[T]):
         self._reset = lifecycle.reset
         self._check = lifecycle.check
         self._destroy_fn = lifecycle.destroy
+        #: Which errors ending a lease are aborts besides the policy's own (the leases read it).
+        self._abort_on = lifecycle.abort_on
         self._timeout = _validate.seconds("timeout", timeout)
         max_waiting = _validate.optional_integer("max_waiting", max_waiting, minimum=0)
         if not isinstance(discard_on_error, bool):
@@ -487,7 +489,9 @@ class FreeListShell(Generic[T]):
         if not loud:
             log.warning("pool %r: reset raised; destroying the resource", self.name, exc_info=exc)
         with self._lock:
-            todo = self._core.reset_failed(entry, self._clock(), policy.retirement(type(exc)))
+            todo = self._core.reset_failed(
+                entry, self._clock(), policy.retirement(type(exc), self._abort_on)
+            )
         self._perform(todo)
         return loud
 

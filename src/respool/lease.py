@@ -36,6 +36,8 @@ class _Owner(Protocol):
 
     name: str
     discard_on_error: bool
+    #: The lifecycle's ``abort_on``, stored once at construction (one read per failed body).
+    _abort_on: policy.Aborts
 
     _put: Callable[[Entry[Any]], object]
 
@@ -50,7 +52,9 @@ class Lease(Generic[T]):
     * ``with`` body completes: the resource is reset and reused;
     * body raises an ``Exception``: reset and reused, or destroyed with ``discard_on_error``;
     * body raises any other ``BaseException`` (cancellation, ``KeyboardInterrupt``,
-      ``SystemExit``): destroyed, because it may be mid-operation (*abort means discard*).
+      ``SystemExit``), a ``TimeoutError`` (not ``PoolTimeout``) or an error the lifecycle
+      lists in ``abort_on``: destroyed, because it may be mid-operation (*abort means
+      discard*), counted in ``retired["abort"]``.
 
     The body's exception always propagates unchanged. A lease dropped without being ended
     does not lose its slot: when it is garbage-collected the pool destroys the resource (its
@@ -115,12 +119,14 @@ class Lease(Generic[T]):
             return  # ended by hand inside the block: nothing left to do
         self._entry = None
         if exc_type is None:
-            self._pool._put(entry)
-        elif policy.discards(exc_type, self._pool.discard_on_error):
-            self._pool._throw_away(entry, policy.retirement(exc_type))
+            self._pool._put(entry)  # the hot path: exactly as cheap as without abort_on
+            return
+        pool = self._pool
+        if policy.discards(exc_type, pool.discard_on_error, pool._abort_on):
+            pool._throw_away(entry, policy.retirement(exc_type, pool._abort_on))
         else:
             try:
-                self._pool._put(entry)
+                pool._put(entry)
             except StillInUse:
                 # The pool destroyed the resource already; the body's exception matters more.
                 log.warning("pool %r: resource still in use at return", self._pool.name)
@@ -232,6 +238,8 @@ class _AsyncOwner(Protocol):
 
     name: str
     discard_on_error: bool
+    #: The lifecycle's ``abort_on`` (see :class:`_Owner`).
+    _abort_on: policy.Aborts
 
     #: Giving back is nothing but the core's put (no reset, no health rule); else it is
     #: awaiting ``_put_slow``.
@@ -286,9 +294,9 @@ class AsyncLease(Generic[T]):
     ``async with lease``).
 
     Ending rules are those of :class:`Lease`, with cancellation as the common abort: a body
-    cancelled (directly, or by ``asyncio.timeout``/``wait_for`` around it) or timed out
-    destroys the resource, without waiting for an async ``destroy`` (it runs as the pool's
-    own task), so the cancellation propagates at once.
+    cancelled (directly, or by ``asyncio.timeout``/``wait_for`` around it), timed out or ended
+    by an error in the lifecycle's ``abort_on`` destroys the resource, without waiting for an
+    async ``destroy`` (it runs as the pool's own task), so the cancellation propagates at once.
     """
 
     __slots__ = ("_entry", "_pool", "_timeout")
@@ -389,9 +397,9 @@ class AsyncLease(Generic[T]):
                     pool._core.put_nowait(entry)
             else:
                 await pool._put_slow(entry)
-        elif policy.discards(exc_type, pool.discard_on_error):
+        elif policy.discards(exc_type, pool.discard_on_error, pool._abort_on):
             # Not awaited: a cancelled task must not wait for an async destroy.
-            pool._throw_away(entry, policy.retirement(exc_type))
+            pool._throw_away(entry, policy.retirement(exc_type, pool._abort_on))
         else:
             await pool._put_slow(entry)
 

@@ -182,8 +182,8 @@ class TransientStats(Snapshot):
     dropped_check: int
     #: Objects dropped by ``clear()``.
     cleared: int
-    #: Objects given up inside a ``borrow()`` block aborted by a non-``Exception`` or a
-    #: ``TimeoutError`` (not a ``PoolTimeout``).
+    #: Objects given up inside a ``borrow()`` block aborted by a non-``Exception``, a
+    #: ``TimeoutError`` (not a ``PoolTimeout``) or an error the lifecycle lists in ``abort_on``.
     aborted: int
     #: Calls to the lifecycle's ``destroy`` that raised.
     destroy_errors: int

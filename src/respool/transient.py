@@ -365,6 +365,7 @@ class TransientPool(Generic[T]):
 
     __slots__ = (
         "__weakref__",
+        "_abort_on",
         "_accept",
         "_caches",
         "_check",
@@ -410,6 +411,8 @@ class TransientPool(Generic[T]):
         self._reset = lifecycle.reset
         self._check = lifecycle.check
         self._destroy = lifecycle.destroy
+        #: Which errors ending a ``borrow()`` block drop the object besides the policy's own.
+        self._abort_on = lifecycle.abort_on
         self._accept = _validate.optional_callable("accept", accept)
         self._max_idle_time = _idle_time(max_idle_time)
         if name is None:
@@ -491,8 +494,10 @@ class TransientPool(Generic[T]):
 
         On an ordinary exception the object is still put back (``reset`` runs), and an error
         from that is logged rather than allowed to replace the exception. On cancellation,
-        ``KeyboardInterrupt`` or ``SystemExit`` the object is dropped (destroyed if the
-        lifecycle says how): the work on it was interrupted, so it may be in any state.
+        ``KeyboardInterrupt``, ``SystemExit``, a ``TimeoutError`` or an error the lifecycle
+        lists in ``abort_on``, the object is dropped (destroyed if the lifecycle says how) and
+        counted in ``stats().aborted``: the work on it was interrupted, so it may be in any
+        state.
         """
         # No __init__ (a Python call): the slot is set here. The object is taken by __enter__,
         # where the lean get is inlined (:class:`_LeanBorrow`).
@@ -968,7 +973,7 @@ class _Borrow(Generic[T]):
         if exc_type is None:  # tested first: the common case pays for no policy call
             self._pool.put(obj)  # StillInUse from reset is the caller's bug: let it out
         else:
-            _put_back_after(self._pool, obj, exc_type)
+            _put_back_after(self._pool, obj, exc_type, self._pool._abort_on)
 
 
 class _LeanBorrow(_Borrow[T]):
@@ -1012,7 +1017,7 @@ class _LeanBorrow(_Borrow[T]):
             cache.puts += 1
             primary.append(obj)
         else:
-            _put_back_after(self._pool, obj, exc_type)
+            _put_back_after(self._pool, obj, exc_type, self._pool._abort_on)
 
 
 class _Borrowed(Protocol):
@@ -1025,11 +1030,14 @@ class _Borrowed(Protocol):
     def _abort(self, obj: Any, /) -> None: ...
 
 
-def _put_back_after(pool: _Borrowed, obj: Any, exc_type: type[BaseException]) -> None:
+def _put_back_after(
+    pool: _Borrowed, obj: Any, exc_type: type[BaseException], abort_on: policy.Aborts = ()
+) -> None:
     """A ``borrow()`` block raised *exc_type*: drop *obj* if the policy says the work on it
-    was interrupted, else put it back, never letting an error replace the one propagating.
-    (``BufferPool.borrow()`` ends the same way.)"""
-    if policy.discards(exc_type):  # cancelled, interrupted or timed out: see the policy
+    was interrupted (*abort_on*: the lifecycle's own such errors), else put it back, never
+    letting an error replace the one propagating. (``BufferPool.borrow()`` ends the same way,
+    with no lifecycle of its own: the policy's rule alone.)"""
+    if policy.discards(exc_type, abort_on=abort_on):  # cut short: see the policy
         pool._abort(obj)
         return
     try:

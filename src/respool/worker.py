@@ -275,6 +275,8 @@ class _Shared(Generic[T]):
         cleanup: bool,
     ) -> None:
         self.lifecycle = lifecycle
+        #: Which errors ending a task are aborts besides the policy's own (its ``abort_on``).
+        self.abort_on = lifecycle.abort_on
         self.name = name
         self.timeout = timeout
         self.rules = rules
@@ -796,7 +798,7 @@ class _Runner(Generic[T]):
         me.failed += 1
         me.holding = False
         self.settle(task.set_exception, exc)
-        abort = discards(type(exc))
+        abort = discards(type(exc), abort_on=self.shared.abort_on)
         del exc, task
         if not abort:
             return False
@@ -1031,6 +1033,11 @@ class WorkerPool(WorkerOptions[T]):
     next deadline; without them they wait for work with no timeout. At runtime,
     :meth:`resize` changes the number of workers and :meth:`drain` replaces every resource
     made before the call, neither failing nor losing a task.
+
+    A task that ends with an ``Exception`` leaves its resource to ``reset`` and the next task.
+    One cut short (a ``BaseException`` that is not an ``Exception``, a ``TimeoutError`` other
+    than ``PoolTimeout``, or an error the lifecycle lists in ``abort_on``) may have left it
+    mid-operation: it is destroyed and replaced (``retired["abort"]``), never reused.
     """
 
     def _build(self, rules: Rules) -> None:

@@ -211,6 +211,8 @@ class _Shared(Generic[T]):
         cleanup: bool,
     ) -> None:
         self.lifecycle = lifecycle
+        #: Which errors ending a task are aborts besides the policy's own (its ``abort_on``).
+        self.abort_on = lifecycle.abort_on
         self.name = name
         self.timeout = timeout
         self.rules = rules
@@ -694,7 +696,7 @@ class _Worker(Generic[T]):
             assert error is not None
             raise error  # the pool halts; ``run`` destroys the resource (not a retirement)
         del error
-        if discards(ended):
+        if discards(ended, abort_on=self.shared.abort_on):
             await self.retire(ABORT)
         elif self.cleanup:
             await self.after_task()
@@ -914,6 +916,10 @@ class AsyncWorkerPool(WorkerOptions[T]):
     (or the first submit), which starts the worker tasks on the running loop, each creating
     its resource. The pool then belongs to that loop; using it from another raises
     ``RuntimeError``.
+
+    A task cancelled, or ending with a ``TimeoutError`` (not ``PoolTimeout``) or an error the
+    lifecycle lists in ``abort_on``, was cut short: its worker's resource is replaced
+    (``retired["abort"]``), as in ``WorkerPool``.
     """
 
     _awaits = True

@@ -41,12 +41,17 @@ What each callback does, and why:
 
 What no ``reset`` can see: a reply still on its way when the connection comes back. That is
 why respool destroys a resource whose lease ends in a cancellation, an interrupt or a
-``TimeoutError`` (*abort means discard*). redis-py's own ``redis.exceptions.TimeoutError`` is not
-a ``TimeoutError``: its reads disconnect by default when they time out, which ``reset`` then
-sees, but a raw-connection caller who reads with ``disconnect_on_error=False``, or awaits
-``read_response(timeout=...)`` (which returns ``None`` when it gives up), leaves a connection
-only the check's ``PING`` can still catch (not with ``check_timeout=0`` or ``check_after``):
-end such a lease with ``discard()``, or build the pool with ``discard_on_error=True``.
+``TimeoutError`` (*abort means discard*), and why every lifecycle here adds redis-py's own
+``redis.exceptions.TimeoutError`` to those (``abort_on``): it is a ``RedisError``, not a
+``TimeoutError``, so the pool could not know it, and although redis-py's reads disconnect by
+default when they time out (which ``reset`` would see), a raw-connection caller who reads with
+``disconnect_on_error=False`` keeps a connection whose reply is still in flight. Such a lease
+is destroyed and counted in ``retired["abort"]``, like any other abort. redis-py's
+``ConnectionError`` is not listed: the connection is closed by then, and ``reset`` refuses it.
+One case is left to the caller: awaiting ``read_response(timeout=...)`` on an asyncio
+connection returns ``None`` when it gives up, raising nothing, so only the check's ``PING``
+can still catch that connection (not with ``check_timeout=0`` or ``check_after``): end such a
+lease with ``discard()``, or build the pool with ``discard_on_error=True``.
 
 Example::
 
@@ -76,6 +81,7 @@ from redis.asyncio.connection import AbstractConnection as AsyncConnection
 from redis.asyncio.connection import ConnectionPool as AsyncConnectionPool
 from redis.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from respool import _validate
 from respool.contrib.sockets import UnreadData
@@ -92,6 +98,10 @@ __all__ = [
 DEFAULT_URL: Final = "redis://127.0.0.1:6379/0"
 #: Applied unless the caller (or the URL) says otherwise: see the module docstring.
 _DEFAULT_TIMEOUTS: Final = {"socket_connect_timeout": 10.0, "socket_timeout": 10.0}
+#: The errors that end a use of a connection mid-operation besides the builtin ``TimeoutError``
+#: (every lifecycle's ``abort_on``): redis-py's own timeout, raised by a read that gave up
+#: (with ``disconnect_on_error=False``, leaving the connection open, its reply in flight).
+_ABORT_ON: Final = (RedisTimeout,)
 #: Keywords clients() sets itself; a caller passing them would silently change the design.
 _OURS: Final = ("single_connection_client", "connection_pool")
 
@@ -313,7 +323,7 @@ def clients(
         with contextlib.suppress(RedisError, OSError):
             client.close()  # it closes its private pool too: any pipeline or PubSub with it
 
-    return Lifecycle(create, reset=reset, check=check, destroy=destroy)
+    return Lifecycle(create, reset=reset, check=check, destroy=destroy, abort_on=_ABORT_ON)
 
 
 def connections(
@@ -342,7 +352,7 @@ def connections(
         with contextlib.suppress(RedisError, OSError):
             cast(Any, conn).disconnect()
 
-    return Lifecycle(create, reset=_clean, check=check, destroy=destroy)
+    return Lifecycle(create, reset=_clean, check=check, destroy=destroy, abort_on=_ABORT_ON)
 
 
 # -- asyncio -------------------------------------------------------------------------------
@@ -416,5 +426,7 @@ def _as_lifecycle(
     """A Lifecycle of ``async def`` callbacks. ``Lifecycle[T]`` types ``create`` as returning
     ``T``; the asyncio pools await what it returns, so the resource type the caller sees is
     the awaited one, which the public functions declare (hence ``Any`` here)."""
-    lifecycle: Lifecycle[Any] = Lifecycle(create, reset=reset, check=check, destroy=destroy)
+    lifecycle: Lifecycle[Any] = Lifecycle(
+        create, reset=reset, check=check, destroy=destroy, abort_on=_ABORT_ON
+    )
     return lifecycle
