@@ -53,18 +53,25 @@ connection returns ``None`` when it gives up, raising nothing, so only the check
 can still catch that connection (not with ``check_timeout=0`` or ``check_after``): end such a
 lease with ``discard()``, or build the pool with ``discard_on_error=True``.
 
-Example::
+Example (a real server is needed)::
+
+    import asyncio
 
     import respool
     from respool.contrib import redis as rp_redis
 
     with respool.FixedPool(rp_redis.clients("redis://127.0.0.1:6379/0"), size=4) as pool:
         with pool.acquire() as client:
-            client.set("greeting", "hello")
+            client.set("greeting", "hello", ex=60)
 
-    async with respool.AsyncFixedPool(rp_redis.async_clients(), size=4) as pool:
-        async with pool.acquire() as client:
-            await client.get("greeting")
+
+    async def main():
+        async with respool.AsyncFixedPool(rp_redis.async_clients(), size=4) as pool:
+            async with pool.acquire() as client:
+                assert await client.get("greeting") == b"hello"
+
+
+    asyncio.run(main())
 """
 
 from __future__ import annotations
