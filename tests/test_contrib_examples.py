@@ -1,10 +1,12 @@
-"""The example in each ``respool.contrib`` module's docstring runs as written."""
+"""Each ``respool.contrib`` module: its docstring example runs, a missing driver is named."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
 import re
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 
@@ -47,3 +49,20 @@ def test_module_example_runs(module_name: str, capsys: pytest.CaptureFixture[str
     assert code.strip()
     exec(compile(code, f"respool.contrib.{module_name} example", "exec"), {"__name__": "x"})
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("module_name", ["psycopg", "asyncpg", "redis"])
+def test_missing_driver_says_what_to_install(module_name: str) -> None:
+    """Without its driver, a contrib module's import names the extra to install."""
+    code = (
+        f"import sys; sys.modules[{module_name!r}] = None\n"
+        "try:\n"
+        f"    import respool.contrib.{module_name}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert f"respool.contrib.{module_name} needs its driver" in out
+    assert f"pip install 'respool[{module_name}]'" in out

@@ -74,7 +74,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+from respool.contrib import _missing
+
+try:
+    import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+except ImportError as exc:  # pragma: no cover - the extra is installed for the tests
+    raise _missing("asyncpg", "asyncpg", exc) from exc
 
 from respool import _validate
 from respool.lifecycle import Lifecycle

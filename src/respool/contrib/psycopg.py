@@ -74,8 +74,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
-import psycopg
-from psycopg import pq
+from respool.contrib import _missing
+
+try:
+    import psycopg
+    from psycopg import pq
+except ImportError as exc:  # pragma: no cover - the extra is installed for the tests
+    raise _missing("psycopg", "psycopg", exc) from exc
 
 from respool import _validate
 from respool.lifecycle import Lifecycle

@@ -82,13 +82,18 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, cast
 
-import redis
-import redis.asyncio
-from redis.asyncio.connection import AbstractConnection as AsyncConnection
-from redis.asyncio.connection import ConnectionPool as AsyncConnectionPool
-from redis.connection import AbstractConnection, ConnectionPool
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeout
+from respool.contrib import _missing
+
+try:
+    import redis
+    import redis.asyncio
+    from redis.asyncio.connection import AbstractConnection as AsyncConnection
+    from redis.asyncio.connection import ConnectionPool as AsyncConnectionPool
+    from redis.connection import AbstractConnection, ConnectionPool
+    from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeout
+except ImportError as exc:  # pragma: no cover - the extra is installed for the tests
+    raise _missing("redis", "redis", exc) from exc
 
 from respool import _validate
 from respool.contrib.sockets import UnreadData
