@@ -7,6 +7,7 @@ blocking facade); here the tests are coroutines, run by ``asyncio.run``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import random
@@ -20,6 +21,8 @@ import pytest
 import respool
 from respool.errors import LeaseError, PoolClosed, PoolTimeout
 from tests.conftest import Boom
+
+pytestmark = pytest.mark.timeout(60)
 
 KINDS = ["fixed", "elastic"]
 
@@ -804,3 +807,375 @@ def test_soak_with_resize_drain_try_acquire_and_a_close_race(seed: int) -> None:
     assert stats.created == stats.destroyed, stats
     assert len(life.destroyed) == len(life.made)
     assert all(conn.users == 0 for conn in life.made)
+
+
+# -- an async check at the acquire's deadline -------------------------------------------------
+
+
+class Gated:
+    """An async check the test answers: it waits for ``gate`` (open: it answers at once) and
+    returns ``verdict``. Cancelled, it records it and, when ``slow_to_stop``, goes on until
+    ``stop`` is set (2 s at most), as a psycopg check cancelled mid-query does. ``events``
+    records, in order, each check begun, cancelled and stopped, and each destroy."""
+
+    def __init__(self, life: AsyncLife, *, slow_to_stop: bool = False) -> None:
+        self.life = life
+        self.slow_to_stop = slow_to_stop
+        self.events: list[str] = []
+        self.entered = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.stop = asyncio.Event()
+        self.verdict = True
+
+    async def check(self, conn: Conn) -> bool:
+        assert not conn.destroyed, f"check of destroyed {conn}"
+        self.events.append(f"check {conn.n}")
+        self.entered.set()
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            self.events.append(f"cancelled {conn.n}")
+            self.cancelled.set()
+            if self.slow_to_stop:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(2):
+                        await self.stop.wait()
+            assert not conn.destroyed, f"{conn} destroyed while its check ran"
+            self.events.append(f"stopped {conn.n}")
+            raise
+        return self.verdict
+
+    async def destroy(self, conn: Conn) -> None:
+        self.events.append(f"destroyed {conn.n}")
+        await self.life.destroy(conn)
+
+    def lifecycle(self) -> respool.Lifecycle[Any]:
+        return respool.Lifecycle(self.life.create, check=self.check, destroy=self.destroy)
+
+    def hold(self) -> None:
+        """From now on a check waits for the test (``gate``)."""
+        self.gate.clear()
+        self.entered.clear()
+
+
+def record_loop_errors(errors: list[dict[str, Any]]) -> None:
+    """Send what asyncio would log (a task destroyed while pending, an exception never
+    retrieved) to *errors* instead, for the test to assert there is none."""
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+
+
+async def used_once(pool: Any) -> Conn:
+    """Open *pool* (capacity 1), lend its resource once and give it back: the next acquire
+    checks it (it was not made for that caller)."""
+    await pool.open()
+    async with pool.acquire(timeout=2) as conn:
+        pass
+    assert isinstance(conn, Conn)
+    return conn
+
+
+@pytest.mark.parametrize("verdict", [True, False], ids=["passes", "fails"])
+@pytest.mark.parametrize("slow_to_stop", [False, True], ids=["hangs", "slow-to-stop"])
+def test_a_check_past_the_acquire_deadline_goes_on_as_the_pools_task(
+    kind: str, slow_to_stop: bool, verdict: bool
+) -> None:
+    """acquire(timeout=0.2) whose check hangs (or would be slow to stop if cancelled) raises
+    PoolTimeout well under 1 s, without cancelling the check; when the check ends, passed:
+    the resource is idle again and lent next, not remade; failed: destroyed, counted, replaced.
+    """
+    life = AsyncLife()
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        record_loop_errors(errors)
+        loop = asyncio.get_running_loop()
+        gated = Gated(life, slow_to_stop=slow_to_stop)
+        pool = make(kind, gated.lifecycle(), capacity=1)
+        conn = await used_once(pool)
+        before = pool.stats()
+        gated.hold()
+        began = loop.time()
+        with pytest.raises(PoolTimeout):
+            await pool.acquire(timeout=0.2)
+        assert loop.time() - began < 0.7
+        stats = pool.stats()
+        assert (stats.timeouts, stats.check_failures, stats.destroyed) == (1, 0, 0), stats
+        assert (stats.idle, stats.in_use) == (0, 1), stats  # the check holds it
+        assert gated.events[-1] == f"check {conn.n}"  # still running: not cancelled
+        gated.verdict = verdict
+        gated.gate.set()
+        await quiet(pool)
+        stats = pool.stats()
+        if verdict:
+            assert (stats.idle, stats.destroyed, stats.check_failures) == (1, 0, 0), stats
+            async with pool.acquire(timeout=1) as again:
+                assert again is conn
+            assert pool.stats().created == before.created
+        else:
+            assert conn.destroyed
+            assert (stats.check_failures, stats.retired["check"]) == (1, 1), stats
+            async with pool.acquire(timeout=1) as again:
+                assert again is not conn and not again.destroyed
+        assert not any(event.startswith("cancelled") for event in gated.events)
+        await pool.close()
+        await quiet(pool)
+
+    run(main())
+    gc.collect()
+    assert errors == []
+    assert len(life.destroyed) == len(life.made)
+
+
+@pytest.mark.parametrize("verdict", [True, False], ids=["passes", "fails"])
+def test_a_waiter_is_served_when_a_check_left_running_ends(kind: str, verdict: bool) -> None:
+    """A caller queued while a timed-out caller's check still runs is served when it ends:
+    with that resource if it passed, else with its replacement; nobody is stranded."""
+    life = AsyncLife()
+
+    async def main() -> None:
+        gated = Gated(life)
+        pool = make(kind, gated.lifecycle(), capacity=1)
+        conn = await used_once(pool)
+        gated.hold()
+        with pytest.raises(PoolTimeout):
+            await pool.acquire(timeout=0.05)
+        waiter = asyncio.create_task(pool.acquire(timeout=5)._acquire())
+        while pool.stats().waiting < 1:
+            await asyncio.sleep(0)
+        gated.verdict = verdict
+        gated.gate.set()
+        lease = await asyncio.wait_for(waiter, 2)
+        assert (lease.resource is conn) is verdict and not lease.resource.destroyed
+        await lease.release()
+        await quiet(pool)
+        stats = pool.stats()
+        assert (stats.created, stats.check_failures) == ((1, 0) if verdict else (2, 1)), stats
+        await pool.close()
+        await quiet(pool)
+
+    run(main())
+
+
+def test_a_caller_cancelled_mid_check_returns_at_once_and_the_resource_dies_after_the_check(
+    kind: str,
+) -> None:
+    """Cancelling a caller whose check is slow to stop returns at once; the resource is
+    destroyed, as an abort, only once its check has stopped, never while it runs."""
+    life = AsyncLife()
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        record_loop_errors(errors)
+        loop = asyncio.get_running_loop()
+        gated = Gated(life, slow_to_stop=True)
+        pool = make(kind, gated.lifecycle(), capacity=1)
+        conn = await used_once(pool)
+        gated.hold()
+        caller = asyncio.create_task(pool.acquire(timeout=5)._acquire())
+        await asyncio.wait_for(gated.entered.wait(), 2)
+        began = loop.time()
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        assert loop.time() - began < 0.5
+        await asyncio.wait_for(gated.cancelled.wait(), 2)
+        assert not conn.destroyed  # its check has not stopped yet
+        assert pool.stats().destroyed == 0
+        gated.stop.set()
+        await quiet(pool)
+        assert gated.events[-3:] == [
+            f"cancelled {conn.n}",
+            f"stopped {conn.n}",
+            f"destroyed {conn.n}",
+        ]
+        stats = pool.stats()
+        assert (stats.retired["abort"], stats.check_failures, stats.timeouts) == (1, 0, 0)
+        gated.gate.set()
+        async with pool.acquire(timeout=2) as fresh:
+            assert fresh is not conn and not fresh.destroyed
+        await pool.close()
+        await quiet(pool)
+
+    run(main())
+    gc.collect()
+    assert errors == []
+
+
+@pytest.mark.parametrize("slow_to_stop", [False, True], ids=["hangs", "slow-to-stop"])
+def test_close_cancels_a_check_left_running_and_destroys_its_resource(
+    kind: str, slow_to_stop: bool
+) -> None:
+    """close() with a check left running by a timed-out caller cancels it, destroys its
+    resource once it has stopped, and returns with nothing of the pool's left pending."""
+    life = AsyncLife()
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        record_loop_errors(errors)
+        gated = Gated(life, slow_to_stop=slow_to_stop)
+        pool = make(kind, gated.lifecycle(), capacity=1)
+        conn = await used_once(pool)
+        gated.hold()
+        with pytest.raises(PoolTimeout):
+            await pool.acquire(timeout=0.05)
+        closing = asyncio.create_task(pool.close())
+        await asyncio.wait_for(gated.cancelled.wait(), 2)
+        if slow_to_stop:
+            await asyncio.sleep(0.01)
+            assert not closing.done() and not conn.destroyed  # close waits for the check
+            gated.stop.set()
+        await asyncio.wait_for(closing, 2)
+        assert conn.destroyed
+        assert gated.events[-2:] == [f"stopped {conn.n}", f"destroyed {conn.n}"]
+        stats = pool.stats()
+        assert stats.size == 0 and stats.retired["close"] == 1 and stats.check_failures == 0
+        assert not pool._chores.tasks and not pool._checks
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    run(main())
+    gc.collect()
+    assert errors == []
+
+
+@pytest.mark.parametrize("left", [False, True], ids=["caller-waits", "caller-left"])
+def test_a_check_that_enters_asyncio_timeout_before_suspending_times_out_itself(
+    kind: str, left: bool
+) -> None:
+    """A check entering asyncio.timeout in its first step (as the asyncpg and redis checks
+    do) captures its own task, not the caller's: its timeout fails the check and never
+    cancels the caller, whether the caller still waits for it or has timed out and left."""
+    life = AsyncLife()
+    armed = False
+
+    async def check(conn: Conn) -> bool:
+        if armed:
+            async with asyncio.timeout(0.1):
+                await asyncio.sleep(10)
+        return True
+
+    async def main() -> None:
+        nonlocal armed
+        loop = asyncio.get_running_loop()
+        pool = make(kind, respool.Lifecycle(life.create, check=check, destroy=life.destroy), 1)
+        conn = await used_once(pool)
+        armed = True
+        began = loop.time()
+        if left:
+            with pytest.raises(PoolTimeout):
+                await pool.acquire(timeout=0.02)
+            await asyncio.sleep(0.3)  # a stray cancellation of this task would land here
+        else:
+            async with pool.acquire(timeout=5) as fresh:  # (its replacement is not checked)
+                assert fresh is not conn
+        assert loop.time() - began < 1
+        await quiet(pool)
+        stats = pool.stats()
+        assert conn.destroyed and stats.check_failures == 1, stats
+        await pool.close()
+
+    run(main())
+
+
+def test_an_async_check_that_answers_at_once_takes_no_turn_of_the_loop(kind: str) -> None:
+    """An async check that answers without suspending is heard within the acquire's own
+    step (no other task runs meanwhile); acquire(timeout=0) whose check does suspend raises
+    PoolTimeout without a turn of the loop either, and the check, passing, returns the
+    resource to the pool."""
+    life = AsyncLife()
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        record_loop_errors(errors)
+        gated = Gated(life)
+        pool = make(kind, gated.lifecycle(), capacity=1)
+        conn = await used_once(pool)
+        turns = 0
+
+        async def spin() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        spinner = asyncio.create_task(spin())
+        await asyncio.sleep(0)
+        seen = turns
+        for _ in range(3):
+            async with pool.acquire(timeout=1) as again:
+                assert again is conn
+        assert turns == seen
+        gated.hold()
+        with pytest.raises(PoolTimeout):
+            await pool.acquire(timeout=0)
+        assert turns == seen
+        assert gated.events[-1] == f"check {conn.n}"
+        gated.gate.set()
+        await quiet(pool)
+        assert pool.stats().idle == 1
+        spinner.cancel()
+        await pool.close()
+
+    run(main())
+    gc.collect()
+    assert errors == []
+
+
+def test_try_acquire_hears_a_check_that_answers_at_once_and_close_ends_one_that_hangs(
+    kind: str,
+) -> None:
+    """try_acquire() lends a resource whose async check answers at once; one whose check
+    hangs gives None, and close() cancels that check and destroys the resource."""
+    life = AsyncLife()
+
+    async def main() -> None:
+        gated = Gated(life)
+        pool = make(kind, gated.lifecycle(), capacity=1)
+        conn = await used_once(pool)
+        lease = pool.try_acquire()
+        assert lease is not None and lease.resource is conn
+        await lease.release()
+        gated.hold()
+        assert pool.try_acquire() is None
+        assert gated.events[-1] == f"check {conn.n}"
+        await asyncio.wait_for(pool.close(), 2)
+        assert conn.destroyed and gated.events[-1] == f"destroyed {conn.n}"
+        assert pool.stats().size == 0
+
+    run(main())
+
+
+def test_an_acquire_past_its_deadline_starts_no_check() -> None:
+    """A caller whose deadline has passed by the time its resource is to be checked does
+    not start the check: the resource goes back unchecked and the caller times out."""
+    life = AsyncLife()
+    began: list[Conn] = []
+    now = [0.0]
+
+    async def body(conn: Conn) -> bool:
+        began.append(conn)
+        return True
+
+    def check(conn: Conn) -> Awaitable[bool]:
+        now[0] += 10  # the check is asked for past the deadline
+        return body(conn)
+
+    async def main() -> None:
+        pool = respool.AsyncElasticPool(
+            respool.Lifecycle(life.create, check=check, destroy=life.destroy), max_size=1
+        )
+        pool._clock = lambda: now[0]
+        conn = await used_once(pool)  # (made for that acquire: not checked)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(PoolTimeout):
+                await pool.acquire(timeout=1)
+            gc.collect()
+        assert began == [] and not caught
+        stats = pool.stats()
+        assert (stats.idle, stats.timeouts, stats.destroyed) == (1, 1, 0), stats
+        assert not conn.destroyed
+        await pool.close()
+
+    run(main())

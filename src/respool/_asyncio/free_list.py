@@ -15,9 +15,11 @@ Cancellation safety comes from one rule: **no core move is split by an await**. 
 cancelled only where it awaits; there it holds either nothing (it is queued: leaving the queue
 passes on anything granted meanwhile, see :meth:`FreeListShell._forgo`), a reserved slot whose
 ``create`` is running (the create goes on as the pool's own task, and its resource goes to
-the pool), or an entry under ``check``/``reset`` (the entry is destroyed: its state is
-unknown). Destruction that follows a cancellation is never awaited by the cancelled task: an
-async ``destroy`` runs as the pool's own task, which ``close()`` waits for.
+the pool), an entry under an async ``check`` (the check runs as a task of its own: it is
+cancelled, and the entry destroyed once it has stopped, see :meth:`AsyncFreeListPool._viable`),
+or an entry under ``reset`` (the entry is destroyed: its state is unknown). Destruction that
+follows a cancellation is never awaited by the cancelled task: an async ``destroy`` runs as the
+pool's own task, which ``close()`` waits for.
 
 A pool may be built outside any loop. It binds to the loop it is opened on (``open()``, or its
 first use, after which what it must hold is created in the background) and refuses any other.
@@ -26,21 +28,28 @@ first use, after which what it must hold is created in the background) and refus
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import math
+import sys
 import threading
+import types
 import weakref
 from asyncio import Future as _Future
 from asyncio import _get_running_loop
-from collections.abc import Awaitable, Callable
+from asyncio import tasks as _tasks
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from functools import partial
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 from respool import _debug, _fork, _validate
 from respool._asyncio.callbacks import Chores, running_loop
 from respool._core.free_list import (
+    ABORT,
     CHECK,
+    CLOSE,
     CLOSED,
     CREATE,
     Entry,
@@ -175,6 +184,133 @@ def _abandoned(
 _orphaned_tasks: set[asyncio.Task[Any]] = set()
 
 
+# -- async checks: a task of their own, started eagerly ----------------------------------------
+#
+# An async ``check`` runs as a task of its own, so that the acquire waiting for it can stop
+# waiting at its deadline without cutting the check short (a check that is cancelled may take
+# long to stop: psycopg first tries to cancel the query on the server), and the pool takes its
+# verdict later. But most checks of a local resource answer at once, and every acquire of a
+# used resource is checked: a task started the usual way would cost them two turns of the
+# loop. So the task is started *eagerly*: its first step runs at once, in the caller's turn,
+# and a check that answers within it costs no turn at all. The first step must run *as the
+# task*, not as the caller: what the check does there may capture the current task (an
+# ``asyncio.timeout`` entered before its first suspension does) and act on it later.
+
+
+class _Check:
+    """An async ``check`` under way: the caller's future to wake when it ends (None once the
+    caller has stopped waiting: the pool takes the outcome then)."""
+
+    __slots__ = ("waiter",)
+
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[None] | None = None
+
+
+async def _checking(pending: Awaitable[object], check: _Check) -> object:
+    """The check's task: await its verdict, then wake the caller waiting for it (from here,
+    not from a done callback: that would cost the caller one more turn of the loop)."""
+    try:
+        return await pending
+    finally:
+        waiter = check.waiter
+        if waiter is not None:
+            _wake(waiter)
+
+
+if sys.version_info >= (3, 12):
+
+    def _start_eagerly(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, object]
+    ) -> asyncio.Future[object]:
+        """*coro* as a task whose first step has run: asyncio's own eager start."""
+        return asyncio.eager_task_factory(loop, coro)
+
+else:
+
+    class _FirstStep:
+        """What the first step of a coroutine, run by hand, left for its task."""
+
+        __slots__ = ("finished", "yielded")
+
+        def __init__(self) -> None:
+            self.finished = False
+            self.yielded: Any = None
+
+    @types.coroutine
+    def _carry_on(coro: Coroutine[Any, Any, object], first: _FirstStep) -> Generator[Any, Any, Any]:
+        """The body of a task whose coroutine *coro* has had its first step by hand: from
+        there on, what ``yield from coro`` would be. It is primed (parked at its first
+        ``yield``) before the task is made, so that a cancellation arriving before the task's
+        first step is forwarded to *coro* too, as the task would have."""
+        thrown: BaseException | None = None
+        try:
+            yield  # parked: the task's first step resumes here
+        except GeneratorExit:  # closed unstarted (the task was dropped): so is *coro*
+            if not first.finished:
+                coro.close()
+            raise
+        except BaseException as exc:  # the task was cancelled before its first step
+            thrown = exc
+        if first.finished:  # it ended within the first step (its outcome is taken there)
+            return None
+        yielded = first.yielded
+        if thrown is not None and isinstance(yielded, asyncio.Future):
+            yielded.cancel()  # as a task cancels the future it waits on
+        while True:
+            sent = None
+            if thrown is None:
+                try:
+                    sent = yield yielded
+                except GeneratorExit:
+                    coro.close()
+                    raise
+                except BaseException as exc:
+                    thrown = exc
+            try:
+                if thrown is None:
+                    yielded = coro.send(sent)
+                else:
+                    error, thrown = thrown, None
+                    yielded = coro.throw(error)
+            except StopIteration as stop:
+                return stop.value
+
+    def _start_eagerly(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, object]
+    ) -> asyncio.Future[object]:
+        """*coro* as a task whose first step has run (Python 3.11 has no eager tasks: the
+        step is run here, with the task made current for it, as 3.12 does). A coroutine that
+        ended within it gives a future done with its outcome instead (its task, whose body
+        is a mere ``return``, ends at its first step)."""
+        first = _FirstStep()
+        carrier = _carry_on(coro, first)
+        carrier.send(None)
+        context = contextvars.copy_context()
+        task = loop.create_task(carrier, context=context)
+        caller = _tasks.current_task(loop)
+        if caller is not None:
+            _tasks._leave_task(loop, caller)
+        _tasks._enter_task(loop, task)
+        try:
+            first.yielded = context.run(coro.send, None)
+        except BaseException as exc:
+            first.finished = True
+            done: asyncio.Future[object] = loop.create_future()
+            if isinstance(exc, StopIteration):
+                done.set_result(exc.value)
+            elif isinstance(exc, asyncio.CancelledError):
+                done.cancel()
+            else:
+                done.set_exception(exc)
+            return done
+        finally:
+            _tasks._leave_task(loop, task)
+            if caller is not None:
+                _tasks._enter_task(loop, caller)
+        return task
+
+
 class AsyncFreeListPool(FreeListShell[T]):
     """Acquire/release machinery common to the asyncio free-list pools."""
 
@@ -194,6 +330,8 @@ class AsyncFreeListPool(FreeListShell[T]):
         self._chores = Chores(self.name)
         #: Async creates running now (for callers, for the filler, or left by callers).
         self._creates: set[asyncio.Future[Any]] = set()
+        #: Async checks whose caller left before they ended (the pool takes the verdict).
+        self._checks: set[asyncio.Future[Any]] = set()
         self._tending = _Tending()
         self._tender: asyncio.Task[None] | None = None
         #: Parked waiters' alarms (deadline or end of doze), and the one timer for the
@@ -240,8 +378,9 @@ class AsyncFreeListPool(FreeListShell[T]):
 
         It never waits, so it never awaits a callback: it lends an idle resource, or makes
         one when the pool has room and ``create`` is a plain function. An ``async`` create
-        or check it would need is started as the pool's own task instead (its resource then
-        goes to the pool), and None is returned.
+        it would need is started as the pool's own task instead (its resource then goes to
+        the pool), and None is returned; so is an ``async`` check, unless it answers within
+        its first step (without suspending), which is heard at once.
         """
         if _get_running_loop() is not self._loop or self._loop is None:
             self._enter("try_acquire()")
@@ -302,6 +441,8 @@ class AsyncFreeListPool(FreeListShell[T]):
         with self._lock:
             todo = self._core.close()
         for task in list(self._creates):  # what they would make is not wanted any more
+            task.cancel()
+        for task in list(self._checks):  # their entries are destroyed once they stop
             task.cancel()
         if self._timer is not None:  # every waiter has been released
             self._timer.cancel()
@@ -434,7 +575,7 @@ class AsyncFreeListPool(FreeListShell[T]):
             if reason is None and (
                 self._check is None
                 or not core.needs_check(entry, started, now)
-                or await self._viable(entry, now, deadline)
+                or await self._viable(entry, now, timeout, deadline)
             ):
                 if self._leak_timeout is not None:
                     self._lending(entry, now)
@@ -580,28 +721,148 @@ class AsyncFreeListPool(FreeListShell[T]):
             todo = self._core.release(self._core.filled(task.result(), now), now)
         self._perform(todo, in_caller=False)
 
-    async def _viable(self, entry: Entry[T], now: float, deadline: float | None) -> bool:
-        """Run ``check``, within the acquire's deadline: False (an ``Exception``, or no
-        answer in time) means *entry* must be destroyed. Cancelled mid-check, the entry is
-        destroyed (its state is unknown) and the cancellation goes on."""
+    async def _viable(
+        self, entry: Entry[T], now: float, timeout: float | None, deadline: float | None
+    ) -> bool:
+        """Run ``check``: False (an ``Exception``, or a falsy verdict) means *entry* must be
+        destroyed.
+
+        An async check runs as a task of its own, started eagerly (see :func:`_checking`),
+        which the caller waits for until its deadline, never longer: then it gets
+        ``PoolTimeout`` and the check goes on as the pool's (:meth:`_adopt_check`), so a
+        check that is slow to answer, or to stop, neither holds the caller past its timeout
+        nor condemns a healthy resource. Cancelled while it waits, the caller does not wait
+        for the check to stop either: the check is cancelled and the entry destroyed once it
+        has stopped (its state is unknown). Past its deadline, the caller starts no check: it
+        gives the entry back and times out (``timeout=0`` excepted: it never waits, but a
+        check that answers within its first step is heard).
+        """
         verdict = self._check_start(entry, now)
         if isinstance(verdict, bool):
             return verdict
+        loop = self._loop
+        assert loop is not None
+        late = deadline is not None and timeout and self._clock() >= deadline
+        if late and inspect.iscoroutine(verdict):  # too late to start: nothing of it has run
+            verdict.close()
+            self._forgo(entry)
+            with self._lock:
+                self._core.note_timeout()
+            raise self._timed_out(timeout)
+        check = _Check()
         try:
-            if deadline is None:
-                alive = bool(await verdict)
-            else:
-                async with asyncio.timeout(max(0.0, deadline - self._clock())):
-                    alive = bool(await verdict)
-        except Exception:
-            log.warning("pool %r: check failed; destroying the resource", self.name, exc_info=True)
-            return False
-        except BaseException:
+            task = _start_eagerly(loop, _checking(verdict, check))
+        except BaseException:  # interrupted within its first step (3.12 re-raises that)
             self._check_interrupted(entry)
             raise
-        if alive:
-            entry.checked_at = now
-        return alive
+        if task.done():  # it answered within its first step: no turn of the loop
+            return self._heard(entry, task, now)
+        if deadline is None or deadline > self._clock():
+            check.waiter = waiter = loop.create_future()
+            try:
+                if deadline is None:
+                    await waiter
+                else:
+                    # (A timer of its own, not the pool's alarm: that one's holds the
+                    # pool until it rings, and every acquire of a used resource checks.)
+                    timer = loop.call_later(deadline - self._clock(), _wake, waiter)
+                    try:
+                        await waiter
+                    finally:
+                        timer.cancel()
+            except BaseException:
+                check.waiter = None
+                self._abort_check(entry, task)
+                raise
+            check.waiter = None
+            if task.done():  # (a verdict that raced the deadline is heard all the same)
+                return self._heard(entry, task, now)
+        self._adopt_check(entry, task)
+        with self._lock:
+            self._core.note_timeout()
+        raise self._timed_out(timeout)
+
+    def _heard(self, entry: Entry[T], task: asyncio.Future[object], now: float) -> bool:
+        """The verdict of *entry*'s finished check task, for the caller that waited for it."""
+        if task.cancelled():  # by the check itself, or by someone else: not by this caller
+            log.warning("pool %r: check was cancelled; destroying the resource", self.name)
+            return False
+        error = task.exception()
+        if error is None:
+            try:
+                alive = bool(task.result())
+            except Exception:
+                log.warning(
+                    "pool %r: check failed; destroying the resource", self.name, exc_info=True
+                )
+                return False
+            if alive:
+                entry.checked_at = now
+            return alive
+        if isinstance(error, Exception):
+            log.warning("pool %r: check failed; destroying the resource", self.name, exc_info=error)
+            return False
+        self._check_interrupted(entry)  # KeyboardInterrupt, SystemExit: for the caller
+        raise error
+
+    def _abort_check(self, entry: Entry[T], task: asyncio.Future[object]) -> None:
+        """The caller left while *entry*'s check ran (cancelled, interrupted): cancel the
+        check, and destroy the entry once the check has stopped, never before (it may still
+        be using the resource), as an abort. The caller does not wait for that."""
+        task.cancel()
+        task.add_done_callback(partial(self._check_aborted, entry))
+        self._chores.track(task)
+
+    def _check_aborted(self, entry: Entry[T], task: asyncio.Future[object]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved: it is an abort whatever the check answered
+        with self._lock:
+            todo = self._core.check_failed(entry, self._clock(), None, ABORT, give_up=True)
+        self._perform(todo, in_caller=False)
+
+    def _adopt_check(self, entry: Entry[T], task: asyncio.Future[object]) -> None:
+        """*entry*'s check outlives its caller (its deadline passed; or a ``try_acquire``,
+        which never waits): the pool takes the verdict (see :meth:`_checked_late`).
+        ``close()`` cancels it; a check adopted by a closed pool is cancelled at once."""
+        task.add_done_callback(partial(self._checked_late, entry))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+        self._chores.track(task)
+        if self._core.closed:
+            task.cancel()
+
+    def _checked_late(self, entry: Entry[T], task: asyncio.Future[object]) -> None:
+        """A check whose caller left has ended: passed, *entry* goes back to the pool (the
+        idle list, or the next waiter; destroyed if the pool closed meanwhile); failed, it
+        is destroyed and counted as a failed check; cancelled (by ``close()``, or by anyone
+        else), it is destroyed unchecked."""
+        core = self._core
+        now = self._clock()
+        if task.cancelled():
+            with self._lock:
+                todo = core.discard(entry, now, CLOSE if core.closed else ABORT)
+            self._perform(todo, in_caller=False)
+            return
+        alive = False
+        error = task.exception()
+        if error is None:
+            try:
+                alive = bool(task.result())
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            log.warning(
+                "pool %r: a check whose caller left failed; destroying the resource",
+                self.name,
+                exc_info=error,
+            )
+        with self._lock:
+            if alive:
+                entry.checked_at = now
+                todo = core.give_back(entry, now)
+            else:
+                todo = core.check_failed(entry, now, None, CHECK, give_up=True)
+        self._perform(todo, in_caller=False)
 
     def _try_slow(self, entry: Entry[T] | None) -> Entry[T] | None:
         """``try_acquire`` beyond the bare take: create, check, retire what is worn; never
@@ -657,28 +918,22 @@ class AsyncFreeListPool(FreeListShell[T]):
             return self._core.filled(made, self._clock())
 
     def _viable_now(self, entry: Entry[T], now: float) -> bool | None:
-        """``check`` for ``try_acquire``; None when it is async: it goes on as the pool's
-        task, which gives the entry back (or destroys it) when the check ends."""
+        """``check`` for ``try_acquire``; None when it is async and did not answer within its
+        first step: it goes on as the pool's task, which gives the entry back (or destroys
+        it) when the check ends."""
         verdict = self._check_start(entry, now)
         if isinstance(verdict, bool):
             return verdict
         assert self._loop is not None
-        self._chores.start(self._check_later(entry, verdict), self._loop)
-        return None
-
-    async def _check_later(self, entry: Entry[T], pending: Awaitable[object]) -> None:
         try:
-            alive = bool(await pending)
+            task = _start_eagerly(self._loop, _checking(verdict, _Check()))
         except BaseException:
-            log.warning("pool %r: check raised; destroying the resource", self.name, exc_info=True)
-            alive = False
-        if alive:
-            entry.checked_at = self._clock()
-            with self._lock:
-                todo = self._core.give_back(entry, self._clock())
-            self._perform(todo, in_caller=False)
-        else:
             self._check_interrupted(entry)
+            raise
+        if task.done():
+            return self._heard(entry, task, now)
+        self._adopt_check(entry, task)
+        return None
 
     # -- release ----------------------------------------------------------------------------
 
@@ -847,6 +1102,7 @@ class AsyncFreeListPool(FreeListShell[T]):
         self._opening = None
         self._chores = Chores(self.name)
         self._creates = set()
+        self._checks = set()
         self._tending = _Tending()
         self._tender = None
         self._alarms = {}
