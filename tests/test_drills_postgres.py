@@ -802,13 +802,6 @@ def test_async_acquire_past_its_deadline_condemns_no_healthy_connection(
         asyncio.run(drill(silent, healthy))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="respool design defect: one filler thread serves every threaded pool, so a"
-    " keepalive check (up to its check_timeout, 5 s) or a create (up to connect_timeout)"
-    " waiting on one pool's silent network holds up every other threaded pool's"
-    " replacements",
-)
 def test_sync_silent_network_of_one_pool_stalls_no_other_pool(proxy: TcpProxy) -> None:
     """Threads: a keepalive check waiting on a silent connection in one pool does not keep
     another pool, whose server is fine, from replacing a connection it lost."""
