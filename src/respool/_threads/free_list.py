@@ -337,7 +337,7 @@ class _FreeListPool(FreeListShell[T]):
     def _tend_soon(self) -> None:
         filler.request(self, start=False)
 
-    # -- background work (the filler's thread) ----------------------------------------------
+    # -- background work (on a filler thread) -----------------------------------------------
 
     def _tend(self) -> float | None:
         """The pool's background work: recover lost leases, housekeep (retire what is due,
