@@ -353,14 +353,13 @@ class FreeListShell(Generic[T]):
             todo = self._core.create_failed(self._clock(), error=error)
         self._perform(todo)
 
-    def _check_interrupted(self, entry: Entry[T]) -> None:
+    def _check_interrupted(self, entry: Entry[T], *, in_caller: bool = True) -> None:
         """A ``check`` was cut short (an interrupt, a cancellation): the resource's state is
-        unknown, so it is destroyed (abort means discard), and what the core offers this
-        caller instead goes to the next in line."""
+        unknown, so it is destroyed (abort means discard), and its caller gives up: its room
+        goes to the next in line. *in_caller*: as in :meth:`_perform`."""
         with self._lock:
-            todo = self._core.check_failed(entry, self._clock(), None, ABORT)
-        self._forgo(todo.outcome)
-        self._perform(todo)
+            todo = self._core.check_failed(entry, self._clock(), None, ABORT, give_up=True)
+        self._perform(todo, in_caller=in_caller)
 
     def _check_start(self, entry: Entry[T], now: float) -> bool | Awaitable[object]:
         """Run ``check``: its verdict, or the awaitable an async check returned (for the

@@ -218,6 +218,18 @@ async def _checking(pending: Awaitable[object], check: _Check) -> object:
             _wake(waiter)
 
 
+def _verdict(task: asyncio.Future[object]) -> tuple[bool, BaseException | None]:
+    """What a check task that ended (not cancelled) answered: ``(alive, None)``, or
+    ``(False, error)`` when it raised, or when its answer's truth raised (a numpy array)."""
+    error = task.exception()
+    if error is not None:
+        return False, error
+    try:
+        return bool(task.result()), None
+    except Exception as exc:
+        return False, exc
+
+
 if sys.version_info >= (3, 12):
 
     def _start_eagerly(
@@ -787,15 +799,8 @@ class AsyncFreeListPool(FreeListShell[T]):
         if task.cancelled():  # by the check itself, or by someone else: not by this caller
             log.warning("pool %r: check was cancelled; destroying the resource", self.name)
             return False
-        error = task.exception()
+        alive, error = _verdict(task)
         if error is None:
-            try:
-                alive = bool(task.result())
-            except Exception:
-                log.warning(
-                    "pool %r: check failed; destroying the resource", self.name, exc_info=True
-                )
-                return False
             if alive:
                 entry.checked_at = now
             return alive
@@ -816,9 +821,7 @@ class AsyncFreeListPool(FreeListShell[T]):
     def _check_aborted(self, entry: Entry[T], task: asyncio.Future[object]) -> None:
         if not task.cancelled():
             task.exception()  # retrieved: it is an abort whatever the check answered
-        with self._lock:
-            todo = self._core.check_failed(entry, self._clock(), None, ABORT, give_up=True)
-        self._perform(todo, in_caller=False)
+        self._check_interrupted(entry, in_caller=False)
 
     def _adopt_check(self, entry: Entry[T], task: asyncio.Future[object]) -> None:
         """*entry*'s check outlives its caller (its deadline passed; or a ``try_acquire``,
@@ -843,13 +846,7 @@ class AsyncFreeListPool(FreeListShell[T]):
                 todo = core.discard(entry, now, CLOSE if core.closed else ABORT)
             self._perform(todo, in_caller=False)
             return
-        alive = False
-        error = task.exception()
-        if error is None:
-            try:
-                alive = bool(task.result())
-            except Exception as exc:
-                error = exc
+        alive, error = _verdict(task)
         if error is not None:
             log.warning(
                 "pool %r: a check whose caller left failed; destroying the resource",
