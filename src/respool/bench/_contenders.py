@@ -25,11 +25,12 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import methodcaller
 from typing import Any, Final
 
 from respool._threads.free_list import DEFAULT_FAIRNESS_WINDOW
+from respool.bench._report import Cell
 from respool.elastic import ElasticPool
 from respool.fixed import FixedPool
 from respool.stats import PoolStats
@@ -153,6 +154,54 @@ BASELINES: Final[dict[str, Opener]] = {
 
 
 # -- respool ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Waits:
+    """The acquire waits of one contended row, round after round: both contended scenarios
+    (threads and asyncio) keep and show them alike."""
+
+    #: This round's waits, appended by the timed operation (``list.append`` is atomic).
+    current: list[float] = field(default_factory=list)
+    rounds_ns: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    longest: float = 0.0
+
+    def start_round(self) -> None:
+        self.current.clear()
+
+    def end_round(self, name: str, seconds: float, total: int) -> None:
+        """Close a round of *total* acquires that took *seconds*. One that recorded another
+        count fails the row, so a broken case can never pass for a fast one."""
+        if len(self.current) != total:
+            raise RuntimeError(f"{name}: {len(self.current)} acquires recorded, {total} expected")
+        self.rounds_ns.append(seconds / total * 1e9)
+        ordered = sorted(self.current)
+        self.p50.append(_percentile(ordered, 0.50))
+        self.p99.append(_percentile(ordered, 0.99))
+        self.longest = max(self.longest, ordered[-1])
+
+    def extra(self, borrower: Borrower | AsyncBorrower) -> dict[str, Cell]:
+        """The row's wait figures (median over rounds of p50 and p99; the longest wait of any
+        round) and, for respool's pools, the fairness statistics."""
+        extra: dict[str, Cell] = {
+            "p50_us": sorted(self.p50)[len(self.p50) // 2] * 1e6,
+            "p99_us": sorted(self.p99)[len(self.p99) // 2] * 1e6,
+            "max_us": self.longest * 1e6,
+        }
+        if borrower.stats is not None:
+            stats = borrower.stats()
+            extra["overtaken_max_us"] = stats.overtaken_wait_max * 1e6
+            extra["overtakes"] = stats.overtakes
+            if borrower.window is not None:
+                extra["window_us"] = borrower.window * 1e6
+        return extra
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """The value below which *fraction* of the sorted *ordered* values lie (nearest rank)."""
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def _leases(pool: FixedPool[object] | ElasticPool[object], window: float | None) -> Borrower:

@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from respool._threads.free_list import DEFAULT_FAIRNESS_WINDOW
 from respool.bench import _contenders
-from respool.bench._report import Cell, Column, Goal, Row, Table, missing, ratio_text, rows_from
+from respool.bench._report import Column, Goal, Row, Table, missing, ratio_text, rows_from
 from respool.bench._run import Context
 from respool.bench._timing import Spread
 from respool.fixed import FixedPool
@@ -366,17 +366,13 @@ class _Case:
 
     name: str
     borrower: _contenders.AsyncBorrower
-    waits: list[float] = field(default_factory=list)
-    rounds_ns: list[float] = field(default_factory=list)
-    p50: list[float] = field(default_factory=list)
-    p99: list[float] = field(default_factory=list)
-    longest: float = 0.0
+    waits: _contenders.Waits = field(default_factory=_contenders.Waits)
 
 
 async def _contended_round(case: _Case, per_task: int) -> float:
     """TASKS tasks, released together, each taking a resource *per_task* times (timing each
     wait) and holding it across ``sleep(0)``; the wall-clock seconds until all are done."""
-    get, put, record = case.borrower.get, case.borrower.put, case.waits.append
+    get, put, record = case.borrower.get, case.borrower.put, case.waits.current.append
     clock, sleep = time.perf_counter, asyncio.sleep
     start = asyncio.Event()
 
@@ -395,10 +391,6 @@ async def _contended_round(case: _Case, per_task: int) -> float:
     start.set()
     await asyncio.gather(*tasks)
     return clock() - began
-
-
-def _percentile(ordered: list[float], fraction: float) -> float:
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def contended(ctx: Context, runner: asyncio.Runner) -> Table:
@@ -434,21 +426,13 @@ def contended(ctx: Context, runner: asyncio.Runner) -> Table:
             for case in cases:
                 step += 1
                 ctx.progress.step("asyncio contended", step, steps, round_number, case.name)
-                case.waits.clear()
+                case.waits.start_round()
                 seconds = _run_paused_gc(runner, _contended_round(case, per_task))
-                if len(case.waits) != total:
-                    raise RuntimeError(
-                        f"{case.name}: {len(case.waits)} acquires recorded, {total} expected"
-                    )
-                case.rounds_ns.append(seconds / total * 1e9)
-                ordered = sorted(case.waits)
-                case.p50.append(_percentile(ordered, 0.50))
-                case.p99.append(_percentile(ordered, 0.99))
-                case.longest = max(case.longest, ordered[-1])
-        extra = {case.name: _extra(case) for case in cases}
+                case.waits.end_round(case.name, seconds, total)
+        extra = {case.name: case.waits.extra(case.borrower) for case in cases}
     finally:
         runner.run(close_all())
-    spreads = [Spread(case.name, tuple(case.rounds_ns)) for case in cases]
+    spreads = [Spread(case.name, tuple(case.waits.rounds_ns)) for case in cases]
     rows = rows_from(spreads, CONTENDED_BASELINE, sense="rate", extra=extra) + absent
     names = list(openers)
     rows.sort(key=lambda row: names.index(row.name))
@@ -464,21 +448,6 @@ def contended(ctx: Context, runner: asyncio.Runner) -> Table:
         goals=_contended_goals(rows),
         notes=_contended_notes(rows),
     )
-
-
-def _extra(case: _Case) -> dict[str, Cell]:
-    extra: dict[str, Cell] = {
-        "p50_us": sorted(case.p50)[len(case.p50) // 2] * 1e6,
-        "p99_us": sorted(case.p99)[len(case.p99) // 2] * 1e6,
-        "max_us": case.longest * 1e6,
-    }
-    if case.borrower.stats is not None:
-        stats = case.borrower.stats()
-        extra["overtaken_max_us"] = stats.overtaken_wait_max * 1e6
-        extra["overtakes"] = stats.overtakes
-        if case.borrower.window is not None:
-            extra["window_us"] = case.borrower.window * 1e6
-    return extra
 
 
 def _contended_goals(rows: list[Row]) -> list[Goal]:

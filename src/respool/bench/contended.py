@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from respool.bench import _contenders
 from respool.bench._report import (
-    Cell,
     Column,
     Goal,
     Row,
@@ -76,11 +75,7 @@ class _Case:
     name: str
     borrower: _contenders.Borrower
     op: Callable[[], None]
-    waits: list[float]
-    rounds_ns: list[float] = field(default_factory=list)
-    p50: list[float] = field(default_factory=list)
-    p99: list[float] = field(default_factory=list)
-    longest: float = 0.0
+    waits: _contenders.Waits
 
 
 def _operation(
@@ -110,11 +105,6 @@ def _operation(
     return op
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
-    """The value below which *fraction* of the sorted *ordered* values lie (nearest rank)."""
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def measure(ctx: Context, hold: bool) -> Table:
     """One contended table: every row timed in interleaved rounds of THREADS threads."""
     budget = ctx.budget
@@ -132,8 +122,8 @@ def measure(ctx: Context, hold: bool) -> Table:
             except _contenders.PeerMissing:
                 absent.append(name)
                 continue
-            waits: list[float] = []
-            cases.append(_Case(name, borrower, _operation(borrower, hold, waits), waits))
+            waits = _contenders.Waits()
+            cases.append(_Case(name, borrower, _operation(borrower, hold, waits.current), waits))
         for case in cases:  # warm-up: threads, locks and waiter records made once
             wall_seconds(case.op, max(1, per_thread // 10), THREADS)
         steps = rounds * len(cases)
@@ -142,22 +132,14 @@ def measure(ctx: Context, hold: bool) -> Table:
             for case in cases:
                 step += 1
                 ctx.progress.step(label, step, steps, round_number, case.name)
-                case.waits.clear()
+                case.waits.start_round()
                 seconds = wall_seconds(case.op, per_thread, THREADS)
-                if len(case.waits) != total:
-                    raise RuntimeError(
-                        f"{case.name}: {len(case.waits)} acquires recorded, {total} expected"
-                    )
-                case.rounds_ns.append(seconds / total * 1e9)
-                ordered = sorted(case.waits)
-                case.p50.append(_percentile(ordered, 0.50))
-                case.p99.append(_percentile(ordered, 0.99))
-                case.longest = max(case.longest, ordered[-1])
-        extra = {case.name: _extra(case) for case in cases}
+                case.waits.end_round(case.name, seconds, total)
+        extra = {case.name: case.waits.extra(case.borrower) for case in cases}
     finally:
         for case in cases:
             case.borrower.close()
-    spreads = [Spread(case.name, tuple(case.rounds_ns)) for case in cases]
+    spreads = [Spread(case.name, tuple(case.waits.rounds_ns)) for case in cases]
     rows = rows_from(spreads, BASELINE, sense="rate", extra=extra)
     rows += [missing(name) for name in absent]
     rows.sort(key=lambda row: names.index(row.name))
@@ -173,25 +155,6 @@ def measure(ctx: Context, hold: bool) -> Table:
         goals=_goals(rows, hold),
         notes=_notes(rows),
     )
-
-
-def _extra(case: _Case) -> dict[str, Cell]:
-    """The wait figures of one row (median over rounds of p50 and p99; the longest wait of
-    any round), and for respool's pools the fairness statistics."""
-    p50 = sorted(case.p50)[len(case.p50) // 2]
-    p99 = sorted(case.p99)[len(case.p99) // 2]
-    extra: dict[str, Cell] = {
-        "p50_us": p50 * 1e6,
-        "p99_us": p99 * 1e6,
-        "max_us": case.longest * 1e6,
-    }
-    if case.borrower.stats is not None:
-        stats = case.borrower.stats()
-        extra["overtaken_max_us"] = stats.overtaken_wait_max * 1e6
-        extra["overtakes"] = stats.overtakes
-        if case.borrower.window is not None:
-            extra["window_us"] = case.borrower.window * 1e6
-    return extra
 
 
 def _goals(rows: list[Row], hold: bool) -> list[Goal]:
