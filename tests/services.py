@@ -45,15 +45,6 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def reachable(host: str, port: int, timeout: float = 2.0) -> str | None:
-    """None if something accepts TCP connections at *host*:*port*, else why not."""
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
-        return f"nothing accepts connections at {host}:{port}: {exc}"
-    return None
-
-
 def require_postgres() -> str:
     """The conninfo of a PostgreSQL that answers ``SELECT 1`` with psycopg, or skip/fail."""
     try:

@@ -45,9 +45,7 @@ class TcpProxy:
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
-        #: Connections accepted, forwarded, and refused since the proxy started.
-        self.accepted = 0
-        self.forwarded = 0
+        #: Connections refused (reset at once) since the proxy started.
         self.refused = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(_TICK)
@@ -58,12 +56,6 @@ class TcpProxy:
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
-
-    @property
-    def live(self) -> int:
-        """Connections currently forwarded (or held, when blackholed)."""
-        with self._lock:
-            return len(self._pairs)
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -108,7 +100,6 @@ class TcpProxy:
                 continue
             except OSError:
                 return  # the listener was closed
-            self.accepted += 1
             with self._lock:
                 mode = self._mode
             if mode == "cut":
@@ -121,7 +112,6 @@ class TcpProxy:
                 self.refused += 1
                 _reset(client)
                 continue
-            self.forwarded += 1
             for sock in (client, server):
                 sock.settimeout(_TICK)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
