@@ -13,7 +13,7 @@ from respool._core.backoff import Retry
 from respool._core.health import Rules
 from respool.lifecycle import Lifecycle, coerce
 
-__all__ = ["DEFAULT_TIMEOUT", "WorkerOptions", "log_create_failure"]
+__all__ = ["DEFAULT_TIMEOUT", "SharedOptions", "WorkerOptions", "log_create_failure"]
 
 log = logging.getLogger("respool")
 
@@ -142,3 +142,27 @@ def log_create_failure(name: str, retry: Retry, exc: BaseException) -> None:
             exc,
             retry.delay,
         )
+
+
+class SharedOptions(Generic[T]):
+    """What each worker pool's shared record (the state its workers reference, never the
+    pool) holds of the options, the same in both shells; each shell's record adds its own
+    queue, admission and synchronisation."""
+
+    def __init__(
+        self,
+        lifecycle: Lifecycle[T],
+        *,
+        timeout: float | None,
+        rules: Rules,
+        name: str,
+        cleanup: bool,
+    ) -> None:
+        self.lifecycle = lifecycle
+        #: Which errors ending a task are aborts besides the policy's own (its ``abort_on``).
+        self.abort_on = lifecycle.abort_on
+        self.name = name
+        self.timeout = timeout
+        self.rules = rules
+        #: A new worker's ``cleanup`` (see each shell's worker).
+        self.cleanup = cleanup

@@ -108,7 +108,7 @@ from respool._core.health import (
 )
 from respool._core.policy import discards, reaches_caller
 from respool._future import TaskFuture, WorkItem
-from respool._worker_options import WorkerOptions, log_create_failure
+from respool._worker_options import SharedOptions, WorkerOptions, log_create_failure
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle
 from respool.stats import WorkerStats
@@ -243,7 +243,7 @@ def _wake(served: Sequence[Waiter[_Task]]) -> None:
         parked.lock.release()
 
 
-class _Shared(Generic[T]):
+class _Shared(SharedOptions[T]):
     """Everything the pool's threads share. Workers reference this, never the pool.
 
     Under ``lock``: every move of ``admission`` and every ``queue.put`` of a task (in the
@@ -274,14 +274,7 @@ class _Shared(Generic[T]):
         name: str,
         cleanup: bool,
     ) -> None:
-        self.lifecycle = lifecycle
-        #: Which errors ending a task are aborts besides the policy's own (its ``abort_on``).
-        self.abort_on = lifecycle.abort_on
-        self.name = name
-        self.timeout = timeout
-        self.rules = rules
-        #: A new worker's ``cleanup`` (see :class:`_Worker`).
-        self.cleanup = cleanup
+        super().__init__(lifecycle, timeout=timeout, rules=rules, name=name, cleanup=cleanup)
 
         self.lock = threading.Lock()
         self.queue: SimpleQueue[_Item | _Control | None] = SimpleQueue()

@@ -102,7 +102,7 @@ from respool._core.health import (
     Vitals,
 )
 from respool._core.policy import discards, reaches_caller
-from respool._worker_options import WorkerOptions, log_create_failure
+from respool._worker_options import SharedOptions, WorkerOptions, log_create_failure
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle
 from respool.stats import WorkerStats
@@ -191,7 +191,7 @@ def _mark_retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class _Shared(Generic[T]):
+class _Shared(SharedOptions[T]):
     """Everything the pool's tasks share. Workers reference this, never the pool.
 
     Only the loop's thread touches it, one step at a time: each method below runs to its end
@@ -210,14 +210,7 @@ class _Shared(Generic[T]):
         name: str,
         cleanup: bool,
     ) -> None:
-        self.lifecycle = lifecycle
-        #: Which errors ending a task are aborts besides the policy's own (its ``abort_on``).
-        self.abort_on = lifecycle.abort_on
-        self.name = name
-        self.timeout = timeout
-        self.rules = rules
-        #: A new worker's ``cleanup`` (see :class:`_Worker`).
-        self.cleanup = cleanup
+        super().__init__(lifecycle, timeout=timeout, rules=rules, name=name, cleanup=cleanup)
         self.admission: Admission[_Job] = Admission(name=name, max_pending=max_pending)
         self.queue: deque[_Job] = deque()
         #: Workers waiting for a task, most recently idle last (it is woken first: warm).
