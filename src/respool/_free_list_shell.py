@@ -25,6 +25,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from time import monotonic
 from typing import Any, Final, Generic, TypeVar
 
@@ -32,6 +33,7 @@ from respool import _debug, _validate
 from respool._core import policy
 from respool._core.free_list import ABORT, CLOSED, Entry, FreeListCore, Todo, Waiter, _Token
 from respool._core.health import Rules
+from respool._usage import Observer
 from respool.errors import LeaseError, PoolClosed, PoolTimeout
 from respool.lifecycle import Lifecycle, coerce
 from respool.stats import PoolStats
@@ -177,6 +179,7 @@ class FreeListShell(Generic[T]):
         leak_timeout: float | None = None,
         fairness: str = "bounded",
         fairness_window: float | None = None,
+        observe: bool = False,
     ) -> None:
         lifecycle = coerce(create, reset=reset, check=check, destroy=destroy)
         if not self._awaits:
@@ -216,9 +219,16 @@ class FreeListShell(Generic[T]):
         #: With a time-based option, returns and acquires read the clock and go through the
         #: health rules; without (and without a check), the hot path is the bare lock-free one.
         self._health = rules is not None or self._leak_timeout is not None
-        self._plain = self._check is None and not self._health
+        if not isinstance(observe, bool):
+            raise TypeError(f"observe must be a bool, got {observe!r}")
         #: The clock every decision is timed with (tests may swap in a fake one).
         self._clock: Callable[[], float] = monotonic
+        #: Usage observation (``observe=True``): the record, and the keys of entries created
+        #: for the caller about to be lent them (a new resource has no idle gap). An observing
+        #: pool is never plain: its lends and returns take the slow path, which reports here.
+        self._observer = Observer(self._clock()) if observe else None
+        self._fresh: set[int] = set()
+        self._plain = self._check is None and not self._health and not observe
 
         self._lock = threading.Lock()
         #: Entries of leases lost without being ended (see :meth:`_lost`), waiting for the
@@ -267,7 +277,15 @@ class FreeListShell(Generic[T]):
         if self._orphans:
             self._adopt_orphans()
         with self._lock:
-            return self._core.stats()
+            stats = self._core.stats()
+        return self._with_usage(stats)
+
+    def _with_usage(self, stats: PoolStats) -> PoolStats:
+        """*stats*, with what the observer saw when the pool observes."""
+        observer = self._observer
+        if observer is None:
+            return stats
+        return replace(stats, usage=observer.snapshot(self._clock()))
 
     def drain(self) -> None:
         """Retire every resource made before this call: idle ones now, lent ones when they
@@ -294,6 +312,47 @@ class FreeListShell(Generic[T]):
         core = self._core
         state = "closed" if core.closed else f"size={core.size} idle={len(core.idle)}"
         return f"<{type(self).__name__} {self.name!r} {state}>"
+
+    # -- usage observation (``observe=True`` only) ---------------------------------------------
+
+    def _filled(self, resource: T) -> Entry[T]:
+        """The slot reserved for this caller now holds *resource*: its entry, to be lent to
+        it (remembered as new while observing: its use has no idle gap before it)."""
+        with self._lock:
+            entry = self._core.filled(resource, self._clock())
+        if self._observer is not None:
+            fresh = self._fresh
+            if len(fresh) > 1024:  # keys of creates whose caller left before the lend
+                fresh.clear()
+            fresh.add(entry.key)
+        return entry
+
+    def _began(self, entry: Entry[T]) -> None:
+        """Observing: *entry* is being lent; its idle gap is since it was last put back (or
+        made for the pool), none if it was made for this very caller."""
+        observer = self._observer
+        assert observer is not None
+        key = entry.key
+        fresh = self._fresh
+        if key in fresh:
+            fresh.discard(key)
+            observer.began(self._clock(), None)
+        else:
+            observer.began(self._clock(), entry.idle_since)
+
+    def _ended(self, entry: Entry[T]) -> None:
+        """Observing: the lease on *entry* ended (returned, discarded or lost); a forked
+        child's pool did not see its parent's leases begin."""
+        observer = self._observer
+        if observer is not None and not self._core.foreign(entry):
+            observer.ended(self._clock())
+
+    def _observe_afresh(self) -> None:
+        """In a forked child: an observing pool starts a new record (the parent's uses are
+        not the child's)."""
+        if self._observer is not None:
+            self._observer = Observer(self._clock())
+        self._fresh = set()
 
     # -- bookkeeping moves -----------------------------------------------------------------
 
@@ -399,6 +458,10 @@ class FreeListShell(Generic[T]):
         if core.foreign(entry):
             return None  # the parent's, in a forked child: not ours to reset
         now = 0.0
+        observer = self._observer
+        if observer is not None:
+            now = self._clock()
+            observer.ended(now)
         if self._health:
             now = self._clock()
             if entry.reported:
@@ -409,13 +472,13 @@ class FreeListShell(Generic[T]):
                 )
             reason = core.worn(entry, now)
             if reason is not None:
-                self._throw_away(entry, reason)
+                self._retire(entry, reason)
                 return None
         return now
 
     def _put_back(self, entry: Entry[T], now: float) -> None:
         """*entry*, reset if there is a ``reset``, goes back (it was returning at *now*)."""
-        if self._health:
+        if self._health or self._observer is not None:
             entry.idle_since = now if self._reset is None else self._clock()
         self._core.put_nowait(entry)
 
@@ -475,8 +538,15 @@ class FreeListShell(Generic[T]):
         return error
 
     def _throw_away(self, entry: Entry[T], reason: str = ABORT) -> None:
-        """Destroy *entry*'s resource instead of reusing it (the lease has already ended);
+        """Destroy *entry*'s resource instead of reusing it (its lease has just ended);
         *reason* is what ``stats().retired`` counts it under."""
+        if self._observer is not None:
+            self._ended(entry)
+        self._retire(entry, reason)
+
+    def _retire(self, entry: Entry[T], reason: str) -> None:
+        """Destroy *entry*'s resource, counted under *reason* (:meth:`_throw_away` without
+        the end of a lease: for one whose end was already seen)."""
         with self._lock:
             todo = self._core.discard(entry, self._clock(), reason)
         self._perform(todo)
@@ -539,6 +609,8 @@ class FreeListShell(Generic[T]):
                 self.name,
                 acquired_where(entry),
             )
+            if self._observer is not None:
+                self._ended(entry)
             with self._lock:
                 todo = self._core.leaked(entry, self._clock())
             self._perform(todo, in_caller=False)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
+from time import monotonic
 from typing import Final, Generic, TypeVar
 
 from respool import _validate
 from respool._core.backoff import Retry
 from respool._core.health import Rules
+from respool._usage import Observer
 from respool.lifecycle import Lifecycle, coerce
 
 __all__ = ["DEFAULT_TIMEOUT", "SharedOptions", "WorkerOptions", "log_create_failure"]
@@ -45,6 +47,8 @@ class WorkerOptions(Generic[T]):
     max_lifetime: float | None
     keepalive: float | None
     name: str
+    #: Records its use for ``stats().usage`` (``observe=True``).
+    observe: bool
     _reject: bool
 
     def __init__(
@@ -64,6 +68,7 @@ class WorkerOptions(Generic[T]):
         keepalive: float | None = None,
         max_tasks_per_resource: int | None = None,
         name: str | None = None,
+        observe: bool = False,
     ) -> None:
         lifecycle: Lifecycle[T] = coerce(
             create,  # type: ignore[arg-type]  # (an async create is the asyncio shell's)
@@ -103,6 +108,9 @@ class WorkerOptions(Generic[T]):
             name = f"{type(self).__name__}-{next(_names)}"
         self.name = _validate.text("name", name)
         self._reject = self.on_full == "reject"
+        if not isinstance(observe, bool):
+            raise TypeError(f"observe must be a bool, got {observe!r}")
+        self.observe = observe
         rules = Rules(
             check_after=self.check_after,
             max_uses=self.max_uses,
@@ -118,9 +126,20 @@ class WorkerOptions(Generic[T]):
         raise NotImplementedError
 
     def _cleans_up(self, rules: Rules) -> bool:
-        """Is there anything to do around a task (reset, check, wear)?"""
+        """Is there anything to do around a task (reset, check, wear, observing)? An
+        observing pool's workers take the general path, which reports each task's use."""
         lifecycle = self.lifecycle
-        return bool(lifecycle.reset is not None or rules.wears or lifecycle.check is not None)
+        return bool(
+            lifecycle.reset is not None
+            or rules.wears
+            or lifecycle.check is not None
+            or self.observe
+        )
+
+    def _new_observer(self) -> Observer | None:
+        """A fresh usage record when the pool observes (timed with ``time.monotonic``,
+        which the workers read: an asyncio loop's ``time()`` is the same clock), else None."""
+        return Observer(monotonic()) if self.observe else None
 
 
 def log_create_failure(name: str, retry: Retry, exc: BaseException) -> None:
@@ -166,3 +185,6 @@ class SharedOptions(Generic[T]):
         self.rules = rules
         #: A new worker's ``cleanup`` (see each shell's worker).
         self.cleanup = cleanup
+        #: The usage record of an observing pool (set by the pool before its workers start;
+        #: workers report each task to it), else None.
+        self.observer: Observer | None = None

@@ -7,13 +7,14 @@ changing it underneath. At every quiescent point (no call in progress) the count
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["BufferStats", "PoolStats", "Snapshot", "TransientStats", "WorkerStats"]
+__all__ = ["BufferStats", "PoolStats", "Snapshot", "TransientStats", "Usage", "WorkerStats"]
 
 
 class Snapshot:
@@ -25,6 +26,91 @@ class Snapshot:
     def as_dict(self: DataclassInstance) -> dict[str, object]:
         """The snapshot as a plain dict, for logs and metric exporters."""
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage(Snapshot):
+    """How a pool has been used since it began observing (``observe=True``).
+
+    The two questions that pick a strategy are answered here in numbers: how long a resource
+    sits idle between two uses (*idle gaps*, compared with the interval between full garbage
+    collections, which is when a :class:`~respool.TransientPool` lets go of what it caches),
+    and how much the number of resources in use moves (*concurrency*, weighted by time: a
+    level held for a second counts a thousand times a level held for a millisecond).
+    :func:`respool.advise_from` turns them into a recommendation.
+
+    What "a use" is depends on the pool: a lease (free lists), a task run by a worker
+    (worker pools: the workers are what is in use), a ``get`` up to its ``put`` (transient).
+    Percentiles of idle gaps come from a histogram with buckets a factor of two wide, so they
+    are exact to within that factor; concurrency percentiles are exact.
+    """
+
+    #: Seconds since the pool began observing.
+    observed: float
+    #: Uses begun, and in progress now.
+    uses: int
+    in_use: int
+    #: Uses that got a resource used before (the others got a new one), and the idle gap
+    #: before those uses, in seconds: percentiles and longest (0.0 when there was none).
+    reuses: int
+    gap_p50: float
+    gap_p90: float
+    gap_p99: float
+    gap_max: float
+    #: The idle gaps as ``(upper bound in seconds, count)``, buckets a factor of two wide,
+    #: empty buckets left out.
+    gap_histogram: tuple[tuple[float, int], ...]
+    #: Resources in use, weighted by time: the fewest and most seen, the mean, and the level
+    #: the pool was at or below for that share of the time (``in_use_p10`` is the floor it
+    #: rarely goes under; ``in_use_p99`` a high percentile that ignores brief spikes).
+    in_use_min: int
+    in_use_max: int
+    in_use_mean: float
+    in_use_p10: int
+    in_use_p50: int
+    in_use_p90: int
+    in_use_p99: int
+    #: The typical height of a burst: the median peak of the bursts, a burst being a run of
+    #: timeline periods with more in use than the floor (``in_use_p10``); the floor itself
+    #: when the number never rose above it.
+    burst_peak: int
+    #: Concurrency over time, as ``(seconds since observing began, fewest, most in use)``
+    #: per period of ``timeline_step`` seconds (the step doubles as the observation grows, so
+    #: the timeline stays short).
+    timeline: tuple[tuple[float, int, int], ...]
+    timeline_step: float
+    #: Full (generation 2) garbage collections during the observation, and the mean
+    #: interval between them in seconds, ``observed / full_collections`` (None when there was
+    #: none: the interval is then longer than ``observed``).
+    full_collections: int
+    gc_interval: float | None
+
+    @property
+    def fluctuation(self) -> float:
+        """How much the number in use moves, from 0.0 (a steady level) to 1.0: the spread
+        between the high level (``in_use_p99``, what a fixed pool would be sized for) and the
+        floor (``in_use_p10``), relative to the high level. Brief bursts count: a pool sized
+        for them is idle the rest of the time."""
+        if self.in_use_p99 <= 0:
+            return 0.0
+        return (self.in_use_p99 - self.in_use_p10) / self.in_use_p99
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
+        """A ``Usage`` from what :meth:`as_dict` gave (read back from JSON, say, to advise on
+        a production pool's record elsewhere: ``respool advise --usage FILE.json``)."""
+        names = [f.name for f in fields(cls)]
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise ValueError(f"usage record lacks {', '.join(missing)}")
+        values = {name: data[name] for name in names}
+        values["gap_histogram"] = tuple(
+            (float(top), int(count)) for top, count in data["gap_histogram"]
+        )
+        values["timeline"] = tuple(
+            (float(at), int(low), int(high)) for at, low, high in data["timeline"]
+        )
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +157,8 @@ class PoolStats(Snapshot):
     #: at such a moment, in seconds (never more than the window).
     overtakes: int
     overtaken_wait_max: float
+    #: What an observing pool (``observe=True``) saw of its use; None when not observing.
+    usage: Usage | None = None
 
     @property
     def wait_time_mean(self) -> float:
@@ -147,6 +235,8 @@ class WorkerStats(Snapshot):
     #: failing worker (0.0 when none is failing).
     create_failures: int
     create_retry_in: float
+    #: What an observing pool (``observe=True``) saw of its use; None when not observing.
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +277,8 @@ class TransientStats(Snapshot):
     aborted: int
     #: Calls to the lifecycle's ``destroy`` that raised.
     destroy_errors: int
+    #: What an observing pool (``observe=True``) saw of its use; None when not observing.
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True)

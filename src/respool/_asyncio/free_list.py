@@ -359,7 +359,7 @@ class AsyncFreeListPool(FreeListShell[T]):
         core's ``put_fast`` (while quiet, the idle list's own ``append``); else it awaits
         :meth:`_put_slow`."""
         super()._wire()
-        self._bare_put = self._reset is None and not self._health
+        self._bare_put = self._reset is None and not self._health and self._observer is None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -471,7 +471,8 @@ class AsyncFreeListPool(FreeListShell[T]):
         if self._orphans and _get_running_loop() is self._loop:
             self._adopt_orphans()
         with self._lock:
-            return self._core.stats()
+            stats = self._core.stats()
+        return self._with_usage(stats)
 
     def drain(self) -> None:
         """See :meth:`respool.FixedPool.drain`; call it from the pool's loop."""
@@ -591,6 +592,8 @@ class AsyncFreeListPool(FreeListShell[T]):
             ):
                 if self._leak_timeout is not None:
                     self._lending(entry, now)
+                if self._observer is not None:
+                    self._began(entry)
                 entry.uses += 1
                 return entry
             # Due for retirement, or unviable: destroy it and go on at the head of the line.
@@ -711,8 +714,7 @@ class AsyncFreeListPool(FreeListShell[T]):
             except BaseException:
                 self._create_failed()
                 raise
-        with self._lock:
-            return self._core.filled(made, self._clock())
+        return self._filled(made)
 
     def _adopt_create(self, task: asyncio.Future[Any]) -> None:
         """The caller of an async ``create`` left before it ended: the pool takes the
@@ -890,12 +892,16 @@ class AsyncFreeListPool(FreeListShell[T]):
             if reason is None:
                 if self._check is None or not core.needs_check(entry, started, now):
                     self._lending(entry, now)
+                    if self._observer is not None:
+                        self._began(entry)
                     return entry
                 alive = self._viable_now(entry, now)
                 if alive is None:
                     return None
                 if alive:
                     self._lending(entry, now)
+                    if self._observer is not None:
+                        self._began(entry)
                     return entry
             failed, why, entry = entry, reason or CHECK, None
 
@@ -911,8 +917,7 @@ class AsyncFreeListPool(FreeListShell[T]):
         if inspect.isawaitable(made):
             self._adopt_create(self._create_task(made))
             return None
-        with self._lock:
-            return self._core.filled(made, self._clock())
+        return self._filled(made)
 
     def _viable_now(self, entry: Entry[T], now: float) -> bool | None:
         """``check`` for ``try_acquire``; None when it is async and did not answer within its
@@ -1093,6 +1098,7 @@ class AsyncFreeListPool(FreeListShell[T]):
         self._lock = threading.Lock()
         self._orphans = []
         self._core = self._core.forked()
+        self._observe_afresh()
         self._wire()
         self._loop = None
         self._state = _NEW

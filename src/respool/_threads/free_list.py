@@ -86,7 +86,7 @@ class _FreeListPool(FreeListShell[T]):
         needed. Each Python call frame saved here is a tenth of an uncontended round trip.
         """
         super()._wire()
-        plain_put = self._reset is None and not self._health
+        plain_put = self._reset is None and not self._health and self._observer is None
         self._put: Callable[[Entry[T]], object] = (
             self._core.put_nowait if plain_put else self._put_slow
         )
@@ -192,6 +192,8 @@ class _FreeListPool(FreeListShell[T]):
                 or self._viable(entry, now)
             ):
                 self._lending(entry, now)
+                if self._observer is not None:
+                    self._began(entry)
                 return _lease(self, entry)
             # Due for retirement, or unviable: destroy it and go on at the head of the line
             # (a new resource needs no check, so a check that always fails cannot spin).
@@ -286,8 +288,7 @@ class _FreeListPool(FreeListShell[T]):
         except BaseException:
             self._create_failed()
             raise
-        with self._lock:
-            return self._core.filled(resource, self._clock())
+        return self._filled(resource)
 
     def _viable(self, entry: Entry[T], now: float) -> bool:
         """Run ``check``: False (or an ``Exception``) means *entry* must be destroyed. A
@@ -428,4 +429,5 @@ class _FreeListPool(FreeListShell[T]):
         self._lock = threading.Lock()
         self._orphans = []
         self._core = self._core.forked()
+        self._observe_afresh()
         self._wire()
