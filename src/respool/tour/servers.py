@@ -94,9 +94,12 @@ def _kill_drill(
     Returns (failures without check, failures with check, seconds the checked pool took,
     connections the checked pool replaced)."""
     unchecked_lifecycle = dataclasses.replace(lifecycle, check=None)
+    # Oldest idle first: the requests meet every dead connection before any replacement. With
+    # the default (most recent first), a replacement made quickly would be taken again and
+    # again while dead ones stayed below it, met only by the full-capacity check.
     with (
-        FixedPool(unchecked_lifecycle, size=POOL_SIZE, timeout=10) as unchecked,
-        FixedPool(lifecycle, size=POOL_SIZE, timeout=10) as checked,
+        FixedPool(unchecked_lifecycle, size=POOL_SIZE, timeout=10, order="fifo") as unchecked,
+        FixedPool(lifecycle, size=POOL_SIZE, timeout=10, order="fifo") as checked,
     ):
         victims = []
         for pool in (unchecked, checked):
@@ -168,13 +171,12 @@ def _print_drill(server: str, outcome: tuple[int, int, float, int]) -> str:
 # -- PostgreSQL --------------------------------------------------------------------------------
 
 
-def _postgres(plan: Plan) -> Section | None:
+def _postgres_server() -> tuple[str, str, int, str | None]:
+    """The conninfo, host and port of the PostgreSQL to use, and why it cannot be (None: it
+    can)."""
     if importlib.util.find_spec("psycopg") is None:
-        _skipped("psycopg is not installed (pip install 'respool[psycopg]').")
-        return None
+        return "", "", 0, "psycopg is not installed (pip install 'respool[psycopg]')"
     import psycopg
-
-    from respool.contrib.psycopg import connections
 
     conninfo = os.environ.get(POSTGRES_ENV, _POSTGRES_DEFAULT)
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
@@ -186,8 +188,24 @@ def _postgres(plan: Plan) -> Section | None:
         except psycopg.Error as exc:
             why = f"PostgreSQL at {host}:{port} refused us ({str(exc).strip()})"
     if why is not None:
-        _skipped(f"{why}; set {POSTGRES_ENV} to a conninfo to run this section.")
+        why += f"; set {POSTGRES_ENV} to a conninfo to run this section"
+    return conninfo, host, port, why
+
+
+def postgres_target() -> str | None:
+    """The conninfo of a PostgreSQL server that answers, or None (section 7 says why)."""
+    conninfo, _host, _port, why = _postgres_server()
+    return None if why is not None else conninfo
+
+
+def _postgres(plan: Plan) -> Section | None:
+    conninfo, host, port, why = _postgres_server()
+    if why is not None:
+        _skipped(why + ".")
         return None
+    import psycopg
+
+    from respool.contrib.psycopg import connections
 
     lifecycle = connections(conninfo, autocommit=True)
     print(f"  A PostgreSQL server at {host}:{port}; the driver is psycopg 3.")
