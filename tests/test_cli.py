@@ -45,6 +45,7 @@ def test_tour_quick_shows_every_section(tour_output: str) -> None:
         "7. PostgreSQL",
         "8. Redis",
         "9. A log shipper",
+        "10. Do I need a pool? Ask the advisor",
     ):
         assert section in out
     assert "Summary" in out
@@ -56,6 +57,26 @@ def test_tour_quick_shows_every_section(tour_output: str) -> None:
     assert "The other two strategies" in summary
     assert "WorkerPool (a zlib compressor" in summary
     assert "TransientPool/BufferPool" in summary
+
+
+def test_tour_shows_the_advisor_reaching_the_known_answers(tour_output: str) -> None:
+    """Section 10 runs respool.advise on at least three resources, prints a full report and
+    advise_from's sizes; each answer printed is one the case accepts."""
+    from respool.tour.advise import CASES
+
+    section = tour_output[tour_output.index("10. Do I need a pool?") :]
+    section = section[: section.index("Summary")]
+    shown = 0
+    for case in CASES:
+        row = next(line for line in section.splitlines() if line.strip().startswith(case.label))
+        answer = row[2 + 40 :].split()[0]
+        assert answer in (case.expected or {"no"}), row
+        shown += 1
+    assert shown >= 3
+    assert "Advice for respool.tour.advise:compressor" in section
+    assert "respool.advise_from(pool): ElasticPool(create, min_idle=" in " ".join(section.split())
+    summary = tour_output[tour_output.index("Summary") :]
+    assert "The advisor (section 10)" in summary
 
 
 def test_tour_fits_80_columns(tour_output: str) -> None:

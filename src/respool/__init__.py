@@ -18,17 +18,28 @@ Ready-made lifecycles for common resources live in :mod:`respool.resources`;
 
 from respool._asyncio.worker import AsyncWorkerPool
 from respool._debug import debug
+from respool.advisor import Advice, advise, advise_from
 from respool.buffers import BufferPool
 from respool.elastic import AsyncElasticPool, ElasticPool
-from respool.errors import LeaseError, PoolClosed, PoolError, PoolFull, PoolTimeout, StillInUse
+from respool.errors import (
+    AdviceError,
+    LeaseError,
+    PoolClosed,
+    PoolError,
+    PoolFull,
+    PoolTimeout,
+    StillInUse,
+)
 from respool.fixed import AsyncFixedPool, FixedPool
 from respool.lease import AsyncLease, Lease
 from respool.lifecycle import Lifecycle
-from respool.stats import BufferStats, PoolStats, TransientStats, WorkerStats
+from respool.stats import BufferStats, PoolStats, TransientStats, Usage, WorkerStats
 from respool.transient import TransientPool
 from respool.worker import WorkerPool
 
 __all__ = [
+    "Advice",
+    "AdviceError",
     "AsyncElasticPool",
     "AsyncFixedPool",
     "AsyncLease",
@@ -48,8 +59,11 @@ __all__ = [
     "StillInUse",
     "TransientPool",
     "TransientStats",
+    "Usage",
     "WorkerPool",
     "WorkerStats",
+    "advise",
+    "advise_from",
     "debug",
 ]
 

@@ -8,6 +8,7 @@ written against the standard library's notion of a timeout keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "AdviceError",
     "LeaseError",
     "PoolClosed",
     "PoolError",
@@ -39,3 +40,9 @@ class LeaseError(PoolError):
 
 class StillInUse(LeaseError):
     """A returned resource is still referenced elsewhere (the *not quite done* pitfall)."""
+
+
+class AdviceError(PoolError):
+    """The advisor could not measure the resource: ``create``, ``use``, ``reset`` or
+    ``destroy`` raised, ``create`` returned None, or a call did not return within the budget.
+    The message says which, and the original error is chained."""

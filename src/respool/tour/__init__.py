@@ -10,7 +10,8 @@ This module is the driver: the introduction, the order of the sections and the s
 Sections: the free lists (:mod:`.fixed_elastic`: temp files, SQLite, TCP), the worker pool
 (:mod:`.worker`), the transient pool and buffers (:mod:`.transient`), the asyncio pools and
 cancellation (:mod:`.asyncio_`, which shows rather than times), PostgreSQL and Redis when they
-answer (:mod:`.servers`), and a log shipper end to end (:mod:`.shipper`).
+answer (:mod:`.servers`), a log shipper end to end (:mod:`.shipper`), and the advisor
+(:mod:`.advise`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from respool._verdict import DEFAULT_RULES, judge, legend
-from respool.tour import asyncio_, fixed_elastic, servers, shipper, transient, worker
+from respool.tour import advise, asyncio_, fixed_elastic, servers, shipper, transient, worker
 from respool.tour._text import heading, micro, print_wrapped, threads_label
 from respool.tour.fixed_elastic import ELASTIC, FIXED, FRESH, Measured, Plan, Section
 
@@ -41,7 +42,8 @@ def main(quick: bool = False) -> int:
     cancelled = asyncio_.run(quick)
     sections += servers.run(plan)
     shipped = shipper.run(quick)
-    print_summary(sections, plan, others, pitfalls=[cancelled, shipped])
+    advised = advise.run(quick)
+    print_summary(sections, plan, others, pitfalls=[cancelled, shipped], advised=advised)
     print()
     print(f"(The tour took {time.perf_counter() - started:.0f} s.)")
     return 0
@@ -74,7 +76,8 @@ def print_intro(plan: Plan) -> None:
     print("5 the TransientPool and BufferPool; 6 shows the asyncio twins of the pools")
     print("when a task is cancelled between a request and its reply; 7 and 8 time real")
     print("PostgreSQL and Redis servers (when they answer) and kill pooled connections;")
-    print("9 runs a log shipper end to end with each strategy and checks every record.")
+    print("9 runs a log shipper end to end with each strategy and checks every record;")
+    print("10 asks the advisor, respool.advise, to decide for five kinds of resource.")
     print()
     print("Every pool manages its resources with the same four callbacks (the lifecycle):")
     print("  create()    make a new resource")
@@ -100,6 +103,7 @@ def print_summary(
     plan: Plan,
     others: Sequence[str] = (),
     pitfalls: Sequence[str] = (),
+    advised: Sequence[str] = (),
 ) -> None:
     """Every measurement side by side with a verdict, then the pitfalls (the sections' lessons,
     then *pitfalls*: what sections without a table reproduced), then perspective."""
@@ -141,6 +145,11 @@ def print_summary(
         print("  The other two strategies:")
         for line in others:
             print_wrapped(line, "    - ", "      ")
+    if advised:
+        print()
+        print("  The advisor (section 10):")
+        for line in advised:
+            print_wrapped(line, "    - ", "      ")
     print()
     _print_advice(results)
 
@@ -169,6 +178,7 @@ def _print_advice(results: Sequence[Measured]) -> None:
         f" ({largest.resource}, {threads_label(largest.threads)}). That is a lot next to an"
         " operation that takes microseconds, and nothing inside a request that spends"
         " milliseconds elsewhere. Before adding a pool to your own code, time your own"
-        " operation this way and check that creating the resource is a real share of it.",
+        " operation this way and check that creating the resource is a real share of it:"
+        " respool advise module:create module:use does it for you (section 10).",
         "  ",
     )
