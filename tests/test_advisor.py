@@ -359,10 +359,13 @@ def test_advise_from_draws_the_usage(tmp_path: Path) -> None:
 
 def test_advise_from_a_steady_busy_worker_pool_keeps_it() -> None:
     """A WorkerPool kept busy by a stream of tasks is told it has the right strategy."""
-    chunk = bytes(range(256)) * 256  # 64 KiB: each task keeps its worker busy for a while
 
-    with respool.WorkerPool(cases.compressor, workers=2, observe=True) as pool:
-        for _ in pool.map(lambda c, _i: c.compress(chunk), range(200)):
+    def ship(c: Any, _item: int) -> None:
+        c.compress(b"record " * 100)
+        threading.Event().wait(0.004)  # sending the batch: the worker stays busy meanwhile
+
+    with respool.WorkerPool(cases.compressor, workers=2, max_pending=16, observe=True) as pool:
+        for _ in pool.map(ship, range(150)):
             pass
         advice = advise_from(pool)
     assert advice.strategy == "WorkerPool", str(advice)
