@@ -381,6 +381,18 @@ def test_a_task_error_reaches_its_future_and_the_actor_goes_on() -> None:
     assert stats.failed == 1 and stats.completed == 1 and stats.created == 1
 
 
+def test_an_argument_that_cannot_cross_fails_its_task_only() -> None:
+    """An argument Ray cannot serialize (a lock): that future fails, the actor goes on."""
+    with pool_of(list, workers=1) as pool:
+        bad = pool.submit(lambda r, lock: 1, threading.Lock())
+        with pytest.raises(Exception, match=r"(?i)pickl|serializ|lock"):
+            bad.result(BOUND)
+        assert pool.submit(lambda r: "fine").result(BOUND) == "fine"
+        stats = pool.stats()
+    assert stats.failed == 1 and stats.completed == 1
+    assert_accounted(stats)
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 

@@ -802,11 +802,27 @@ class RayWorkerPool(Generic[T]):
         for slot in todo.start:
             self._start(slot)
         for slot, actor, task in todo.send:
-            ref = actor.run.remote(task.fn, task.args, task.kwargs)
+            try:
+                ref = actor.run.remote(task.fn, task.args, task.kwargs)
+            except Exception as exc:  # fn or its arguments do not pickle: the task's error
+                self._not_sent(slot, actor, task, exc)
+                continue
             ref.future().add_done_callback(functools.partial(self._on_done, slot, actor, task))
         for slot, actor in todo.stop:
             ref = actor.stop.remote()
             ref.future().add_done_callback(functools.partial(self._on_stopped, slot, actor))
+
+    def _not_sent(self, slot: _Slot, actor: Any, task: _Task, exc: Exception) -> None:
+        """Ray refused to send *task* (its function or arguments cannot be serialized): the
+        task fails with that error, and its actor is free again."""
+        todo = _Todo()
+        with self._lock:
+            self._counts["failed"] += 1
+            todo.settle.append((task, None, exc))
+            if slot.actor is actor and slot.task is task:
+                slot.state, slot.task = _IDLE, None
+            self._plan(todo, time.monotonic())
+        self._perform(todo)
 
     def _start(self, slot: _Slot) -> None:
         actor = self._actor_class.remote(self.lifecycle, self._rules)
@@ -864,9 +880,11 @@ class RayWorkerPool(Generic[T]):
                 deferred, self._deferred = self._deferred, []
                 if not todo and not deferred and not self._stopped.is_set():
                     self._changed.wait(max(0.0, wake - now))
-            for work in deferred:
-                self._perform(work)
-            self._perform(todo)
+            for work in (*deferred, todo):
+                try:
+                    self._perform(work)
+                except Exception:  # never lose the housekeeper: log, and go on
+                    log.exception("pool %r: housekeeping failed", self.name)
         with self._lock:  # what the last callbacks left (the final kills)
             deferred, self._deferred = self._deferred, []
         for work in deferred:
