@@ -123,7 +123,7 @@ def test_json_holds_every_table_with_machine_info(tiny_run: Run) -> None:
     assert {"uncontended", "contended", "contended-hold", "worker-round-trip"} <= set(keys)
     for table in _tables(data):
         baselines = [row for row in table["rows"] if row["baseline"]]
-        if table["key"] == "health-drill":
+        if table["key"] in ("health-drill", "ray"):  # (ray: the note that Ray is missing)
             assert baselines == []
             continue
         assert len(baselines) == 1, table["key"]

@@ -46,6 +46,7 @@ def test_tour_quick_shows_every_section(tour_output: str) -> None:
         "8. Redis",
         "9. A log shipper",
         "10. Do I need a pool? Ask the advisor",
+        "11. When one machine is not enough: Ray",
     ):
         assert section in out
     assert "Summary" in out
@@ -287,8 +288,8 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 
 
 #: Scripts not named after their scenario: benchmarks/asyncio.py, run as a script, would put
-#: benchmarks/ first on sys.path and shadow the standard library's asyncio.
-SCRIPTS = {"asyncio": "bench_asyncio"}
+#: benchmarks/ first on sys.path and shadow the standard library's asyncio (and ray.py, Ray).
+SCRIPTS = {"asyncio": "bench_asyncio", "ray": "bench_ray"}
 
 
 @pytest.mark.parametrize("scenario", cli._SCENARIOS)

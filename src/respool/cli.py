@@ -32,6 +32,7 @@ _SCENARIOS = (
     "asyncio",
     "postgres",
     "shipper",
+    "ray",
 )
 _ALIASES = {
     "acquire_release": ("uncontended", "contended"),

@@ -10,7 +10,9 @@ drill), :mod:`.asyncio_` (the asyncio pools against ``asyncio.Queue`` and psycop
 ``AsyncConnectionPool``, on one event loop) and :mod:`.postgres` (``FixedPool`` and
 ``AsyncFixedPool`` on a real PostgreSQL through ``respool.contrib``, against psycopg_pool, asyncpg's
 pool, a hand-written pool and a connection per request) and :mod:`.shipper` (a log shipper end
-to end over UDP, with each strategy where it fits and without a pool).
+to end over UDP, with each strategy where it fits and without a pool) and :mod:`.ray`
+(``respool.contrib.ray.RayWorkerPool`` on a local Ray against ``ray.util.ActorPool``: per-task
+overhead, a long map's memory and a kill drill; skipped when Ray is not installed).
 
 Every scenario returns tables (:mod:`._report`); this module prints them as they come,
 and writes them as JSON and a chart when asked. Each row is timed in interleaved rounds
@@ -33,6 +35,7 @@ from respool.bench import (
     contended,
     health,
     postgres,
+    ray,
     shipper,
     transient,
     uncontended,
@@ -86,6 +89,11 @@ SCENARIOS: Final[dict[str, Scenario]] = {
             "shipper",
             "a log shipper end to end: records/s with and without pools, every record checked",
             shipper.run,
+        ),
+        Scenario(
+            "ray",
+            "RayWorkerPool on Ray actors against ActorPool: overhead, memory, a kill drill",
+            ray.run,
         ),
     )
 }

@@ -152,8 +152,11 @@ class _Holder:
                 self.events["destroy_errors"] += 1
 
     def _report(self) -> dict[str, int]:
+        """The counts since the last answer, and whether a resource is held now."""
         events, self.events = self.events, Counter()
-        return dict(events)
+        report = dict(events)
+        report["holding"] = int(self.resource is not _NONE)
+        return report
 
     def ready(self) -> tuple[bool, BaseException | None, dict[str, int], str]:
         """Did ``create`` work? (Called once, right after the actor started.) With who this
@@ -260,7 +263,7 @@ class _Task(Future[Any]):
 class _Slot:
     """One actor the pool keeps (or is about to start again)."""
 
-    __slots__ = ("actor", "backoff", "deadline", "index", "name", "state", "task")
+    __slots__ = ("actor", "backoff", "deadline", "holding", "index", "name", "state", "task")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -270,6 +273,8 @@ class _Slot:
         self.state = _BACKOFF
         self.task: _Task | None = None
         self.backoff = Backoff()
+        #: Does its actor hold a resource (as of its last answer)?
+        self.holding = False
         #: When to start it again (``_BACKOFF``), or to give up waiting for its ``destroy``
         #: and kill it (``_STOPPING``).
         self.deadline = 0.0
@@ -307,9 +312,11 @@ class RayWorkerPool(Generic[T]):
     ``timeout`` (also how long a queued task waits while no actor works: then
     ``PoolTimeout`` chained to the last create error), ``reset``, ``check``, ``destroy``,
     ``check_after``, ``max_uses``, ``max_lifetime``; and ``actor_options``, passed to Ray for
-    every actor (``num_cpus``, ``num_gpus``, ``resources``, ``runtime_env``...; default
-    ``{"num_cpus": 1}``). A ``reset`` or ``check`` that fails replaces the resource inside its
-    actor, not the actor.
+    every actor (``num_cpus``, ``num_gpus``, ``resources``, ``runtime_env``...; default: Ray's
+    own, under which an actor needs a CPU to be placed and holds none while it runs). Ask for
+    more than the cluster has and the actors it cannot place never start: each is given
+    :data:`START_TIMEOUT` seconds, then killed and tried again, and a warning says so. A
+    ``reset`` or ``check`` that fails replaces the resource inside its actor, not the actor.
 
     Call ``ray.init()`` (or ``ray.init(address=...)`` to join a cluster) first; the pool does
     not start Ray itself. ``shutdown()`` (or leaving a ``with`` block) runs what is queued,
@@ -352,7 +359,7 @@ class RayWorkerPool(Generic[T]):
         uses = _validate.optional_integer("max_uses", max_uses, minimum=1)
         lifetime = _validate.positive_seconds("max_lifetime", max_lifetime)
         if actor_options is None:
-            actor_options = {"num_cpus": 1}
+            actor_options = {}
         if not isinstance(actor_options, dict) or not all(
             isinstance(key, str) for key in actor_options
         ):
@@ -679,12 +686,20 @@ class RayWorkerPool(Generic[T]):
                 self._counts["failed"] += 1
                 todo.settle.append((task, None, error))
 
+    def _count(self, slot: _Slot, events: dict[str, int]) -> None:
+        """Add an actor's answer to the pool's counts."""
+        slot.holding = bool(events.pop("holding", slot.holding))
+        self._counts.update(events)
+
     def _lose(self, slot: _Slot, todo: _Todo, now: float, error: BaseException | None) -> None:
         """*slot*'s actor is gone or useless: kill it, and start another after the backoff
         (unless the pool is stopping with nothing left to run)."""
         if slot.actor is not None:
             todo.kill.append(slot.actor)
             slot.actor = None
+        if slot.holding:  # its resource went with it: gone, if not by our destroy
+            self._counts["destroyed"] += 1
+            slot.holding = False
         slot.task = None
         if self._stopping and not self._queue and not self._again:
             slot.state = _STOPPED
@@ -704,7 +719,7 @@ class RayWorkerPool(Generic[T]):
                 ok, error, events, identity = done.result()
             except Exception as exc:  # the actor died before it could answer
                 ok, error, events, identity = False, exc, {}, slot.name
-            self._counts.update(events)
+            self._count(slot, events)
             slot.name = identity
             if ok:
                 slot.backoff.succeeded()
@@ -744,7 +759,7 @@ class RayWorkerPool(Generic[T]):
                 if current:
                     slot.state, slot.task = _IDLE, None
             else:
-                self._counts.update(events)
+                self._count(slot, events)
                 if status == _NO_RESOURCE:  # the task did not run: first in line again
                     self._last_create_error = value
                     self._again.appendleft(task)
@@ -763,9 +778,11 @@ class RayWorkerPool(Generic[T]):
     def _on_stopped(self, slot: _Slot, actor: Any, done: Future[Any]) -> None:
         with self._lock:
             try:
-                self._counts.update(done.result())
-            except Exception:  # dead already, or destroy hung until killed: nothing to add
-                pass
+                self._count(slot, done.result())
+            except Exception:  # dead already, or destroy hung until killed
+                if slot.holding:
+                    self._counts["destroyed"] += 1
+                    slot.holding = False
             if slot.actor is actor:
                 slot.state = _STOPPED
                 slot.actor = None
@@ -809,7 +826,14 @@ class RayWorkerPool(Generic[T]):
                 continue
             ref.future().add_done_callback(functools.partial(self._on_done, slot, actor, task))
         for slot, actor in todo.stop:
-            ref = actor.stop.remote()
+            try:
+                ref = actor.stop.remote()
+            except Exception:  # Ray is gone (ray.shutdown() came first): nothing to stop
+                with self._lock:
+                    if slot.actor is actor:
+                        slot.state, slot.actor, slot.holding = _STOPPED, None, False
+                    self._plan(_Todo(), time.monotonic())
+                continue
             ref.future().add_done_callback(functools.partial(self._on_stopped, slot, actor))
 
     def _not_sent(self, slot: _Slot, actor: Any, task: _Task, exc: Exception) -> None:
@@ -825,7 +849,17 @@ class RayWorkerPool(Generic[T]):
         self._perform(todo)
 
     def _start(self, slot: _Slot) -> None:
-        actor = self._actor_class.remote(self.lifecycle, self._rules)
+        try:
+            actor = self._actor_class.remote(self.lifecycle, self._rules)
+        except Exception as exc:  # the lifecycle does not pickle, Ray is gone...
+            todo = _Todo()
+            with self._lock:
+                if slot.state == _STARTING and slot.actor is None:
+                    self._last_create_error = exc
+                    self._lose(slot, todo, time.monotonic(), exc)
+                self._plan(todo, time.monotonic())
+            self._perform(todo)
+            return
         with self._lock:
             wanted = slot.state == _STARTING and slot.actor is None
             if wanted:
@@ -861,16 +895,21 @@ class RayWorkerPool(Generic[T]):
                         if now >= slot.deadline:
                             error = TimeoutError(
                                 "the actor did not start and create its resource within"
-                                f" {START_TIMEOUT} s"
+                                f" {START_TIMEOUT} s (does the cluster have what its"
+                                " actor_options ask for?)"
                             )
+                            log.warning("pool %r: %s", self.name, error)
                             self._last_create_error = error
                             self._lose(slot, todo, now, error)
                         else:
                             wake = min(wake, slot.deadline)
                     elif slot.state == _STOPPING:
-                        if now >= slot.deadline:
+                        if now >= slot.deadline:  # destroy hung: kill it, resource and all
                             todo.kill.append(slot.actor)
                             slot.state, slot.actor = _STOPPED, None
+                            if slot.holding:
+                                self._counts["destroyed"] += 1
+                                slot.holding = False
                         else:
                             wake = min(wake, slot.deadline)
                 for line in (self._again, self._queue):

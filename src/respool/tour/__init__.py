@@ -10,8 +10,8 @@ This module is the driver: the introduction, the order of the sections and the s
 Sections: the free lists (:mod:`.fixed_elastic`: temp files, SQLite, TCP), the worker pool
 (:mod:`.worker`), the transient pool and buffers (:mod:`.transient`), the asyncio pools and
 cancellation (:mod:`.asyncio_`, which shows rather than times), PostgreSQL and Redis when they
-answer (:mod:`.servers`), a log shipper end to end (:mod:`.shipper`), and the advisor
-(:mod:`.advise`).
+answer (:mod:`.servers`), a log shipper end to end (:mod:`.shipper`), the advisor
+(:mod:`.advise`), and the worker pool on Ray actors when Ray is installed (:mod:`.ray_`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,16 @@ from collections.abc import Sequence
 from typing import Final
 
 from respool._verdict import DEFAULT_RULES, judge, legend
-from respool.tour import advise, asyncio_, fixed_elastic, servers, shipper, transient, worker
+from respool.tour import (
+    advise,
+    asyncio_,
+    fixed_elastic,
+    ray_,
+    servers,
+    shipper,
+    transient,
+    worker,
+)
 from respool.tour._text import heading, micro, print_wrapped, threads_label
 from respool.tour.fixed_elastic import ELASTIC, FIXED, FRESH, Measured, Plan, Section
 
@@ -43,7 +52,15 @@ def main(quick: bool = False) -> int:
     sections += servers.run(plan)
     shipped = shipper.run(quick)
     advised = advise.run(quick)
-    print_summary(sections, plan, others, pitfalls=[cancelled, shipped], advised=advised)
+    distributed = ray_.run(quick)
+    print_summary(
+        sections,
+        plan,
+        others,
+        pitfalls=[cancelled, shipped],
+        advised=advised,
+        beyond=[] if distributed is None else [distributed],
+    )
     print()
     print(f"(The tour took {time.perf_counter() - started:.0f} s.)")
     return 0
@@ -77,7 +94,8 @@ def print_intro(plan: Plan) -> None:
     print("when a task is cancelled between a request and its reply; 7 and 8 time real")
     print("PostgreSQL and Redis servers (when they answer) and kill pooled connections;")
     print("9 runs a log shipper end to end with each strategy and checks every record;")
-    print("10 asks the advisor, respool.advise, to decide for five kinds of resource.")
+    print("10 asks the advisor, respool.advise, to decide for five kinds of resource;")
+    print("11 runs a WorkerPool's twin on Ray actors and kills one (if Ray is installed).")
     print()
     print("Every pool manages its resources with the same four callbacks (the lifecycle):")
     print("  create()    make a new resource")
@@ -104,9 +122,11 @@ def print_summary(
     others: Sequence[str] = (),
     pitfalls: Sequence[str] = (),
     advised: Sequence[str] = (),
+    beyond: Sequence[str] = (),
 ) -> None:
     """Every measurement side by side with a verdict, then the pitfalls (the sections' lessons,
-    then *pitfalls*: what sections without a table reproduced), then perspective."""
+    then *pitfalls*: what sections without a table reproduced), the other strategies, the
+    advisor and Ray (*beyond*: one machine), then perspective."""
     us = micro()
     heading("Summary: did pooling pay off?")
     results = [result for section in sections for result in section.results]
@@ -149,6 +169,11 @@ def print_summary(
         print()
         print("  The advisor (section 10):")
         for line in advised:
+            print_wrapped(line, "    - ", "      ")
+    if beyond:
+        print()
+        print("  Beyond one machine (section 11):")
+        for line in beyond:
             print_wrapped(line, "    - ", "      ")
     print()
     _print_advice(results)
