@@ -81,7 +81,6 @@ import os
 import threading
 import weakref
 from _thread import allocate_lock
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from queue import Empty, SimpleQueue
@@ -108,6 +107,7 @@ from respool._core.health import (
 )
 from respool._core.policy import discards, reaches_caller
 from respool._future import TaskFuture, WorkItem
+from respool._mapping import ordered_map
 from respool._worker_options import SharedOptions, WorkerOptions, log_create_failure
 from respool.errors import PoolClosed, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle
@@ -1261,39 +1261,14 @@ class WorkerPool(WorkerOptions[T]):
         window: int,
         deadline: float | None,
     ) -> Iterator[R]:
-        pending: deque[_Task] = deque()
         on_cancel = self._shared.on_cancel
-        try:
-            exhausted = False
-            while True:
-                while not exhausted and len(pending) < window:
-                    try:
-                        args = next(inputs)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    task: _Task = WorkItem(monotonic(), on_cancel, False)
-                    self._submit_slow((task, fn, args, {}), False, _left(deadline))
-                    pending.append(task)
-                if not pending:
-                    return
-                task = pending.popleft()
-                try:
-                    result: R = task.result(_left(deadline))
-                except TimeoutError:
-                    if not task.done():
-                        task.cancel()  # as Executor.map: what has not started never will
-                        raise PoolTimeout(
-                            f"map on pool {self.name!r} ran past its timeout"
-                        ) from None
-                    # Finished meanwhile, or the task itself raised TimeoutError.
-                    result = task.result()
-                del task
-                yield result
-                del result
-        finally:
-            for task in pending:
-                task.cancel()
+
+        def submit(args: tuple[Any, ...], timeout: float | None) -> Future[R]:
+            task: _Task = WorkItem(monotonic(), on_cancel, False)
+            self._submit_slow((task, fn, args, {}), False, timeout)
+            return task
+
+        return ordered_map(submit, inputs, window, deadline, self.name)
 
     # -- stopping -------------------------------------------------------------------------------
 
@@ -1415,8 +1390,3 @@ class WorkerPool(WorkerOptions[T]):
         shared.workers = dead
         shared.observer = self._new_observer()
         self._bind()
-
-
-def _left(deadline: float | None) -> float | None:
-    """Seconds until *deadline* (never negative), or None for no deadline."""
-    return None if deadline is None else max(0.0, deadline - monotonic())

@@ -49,6 +49,7 @@ from respool._core import policy
 from respool._core.admission import GHOST, QUEUED, WAITING, Admission
 from respool._core.backoff import Backoff
 from respool._core.health import ABORT, CHECK, ERROR, REASONS, Rules, Vitals
+from respool._mapping import left, ordered_map
 from respool.contrib import _missing
 from respool.errors import PoolClosed, PoolError, PoolFull, PoolTimeout
 from respool.lifecycle import Lifecycle, coerce
@@ -455,37 +456,12 @@ class RayWorkerPool(Generic[T]):
         window: int,
         deadline: float | None,
     ) -> Iterator[R]:
-        pending: deque[_Task] = deque()
-        try:
-            exhausted = False
-            while True:
-                while not exhausted and len(pending) < window:
-                    try:
-                        args = next(inputs)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    task = _Task(fn, args, {}, False, time.monotonic())
-                    self._admit(task, reject=False, timeout=_left(deadline))
-                    pending.append(task)
-                if not pending:
-                    return
-                task = pending.popleft()
-                try:
-                    result: R = task.result(_left(deadline))
-                except TimeoutError:
-                    if not task.done():
-                        task.cancel()
-                        raise PoolTimeout(
-                            f"map on pool {self.name!r} ran past its timeout"
-                        ) from None
-                    result = task.result()
-                del task
-                yield result
-                del result
-        finally:
-            for task in pending:
-                task.cancel()
+        def submit(args: tuple[Any, ...], timeout: float | None) -> Future[R]:
+            task = _Task(fn, args, {}, False, time.monotonic())
+            self._admit(task, reject=False, timeout=timeout)
+            return task
+
+        return ordered_map(submit, inputs, window, deadline, self.name)
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
         """Refuse new work; run what is queued (or cancel it: ``cancel_pending``), then have
@@ -585,13 +561,13 @@ class RayWorkerPool(Generic[T]):
                 waiter = admission.wait(task, None, time.monotonic())
                 try:
                     while waiter.state == WAITING:
-                        left = _left(deadline)
-                        if left == 0.0:
+                        remaining = left(deadline)
+                        if remaining == 0.0:
                             admission.withdraw(waiter, timed_out=True)
                             raise PoolTimeout(
                                 f"pool {self.name!r}: no room in the queue within {timeout} s"
                             )
-                        self._changed.wait(left)
+                        self._changed.wait(remaining)
                 finally:
                     if waiter.state == WAITING:  # interrupted
                         admission.withdraw(waiter, timed_out=False)
@@ -928,13 +904,6 @@ class RayWorkerPool(Generic[T]):
             deferred, self._deferred = self._deferred, []
         for work in deferred:
             self._perform(work)
-
-
-def _left(deadline: float | None) -> float | None:
-    """Seconds to *deadline* (None: no deadline), never negative."""
-    if deadline is None:
-        return None
-    return max(0.0, deadline - time.monotonic())
 
 
 assert {f.name for f in fields(RayWorkerStats)} >= {f.name for f in fields(WorkerStats)}
