@@ -599,7 +599,8 @@ class RayWorkerPool(Generic[T]):
         while self._queue:
             task = self._queue.popleft()
             ghost = task.admission == GHOST
-            self._admission.taken(task)  # may admit a waiting submitter into the slot
+            if self._admission.taken(task):  # waiting submitters admitted into the slot
+                self._changed.notify_all()
             if ghost or not task.set_running_or_notify_cancel():
                 continue
             task.started = True
@@ -631,7 +632,7 @@ class RayWorkerPool(Generic[T]):
                     slot.state = _STOPPED
             if all(s.state == _STOPPED for s in self._slots):
                 self._stopped.set()
-        self._changed.notify_all()
+            self._changed.notify_all()
 
     def _expire(self, todo: _Todo, now: float) -> None:
         """Every actor is failing (its ``create``, or its start): tasks waiting past
@@ -649,7 +650,8 @@ class RayWorkerPool(Generic[T]):
                 line.popleft()
                 if line is self._queue:
                     ghost = task.admission == GHOST
-                    self._admission.taken(task)
+                    if self._admission.taken(task):
+                        self._changed.notify_all()
                     if ghost or not task.set_running_or_notify_cancel():
                         continue
                 cause = self._last_create_error
@@ -682,6 +684,7 @@ class RayWorkerPool(Generic[T]):
             return
         slot.deadline = slot.backoff.failed(now, error).at
         slot.state = _BACKOFF
+        self._changed.notify_all()  # the housekeeper has a new timer
 
     # -- callbacks (on Ray's threads) ---------------------------------------------------------
 
