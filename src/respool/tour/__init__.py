@@ -94,7 +94,7 @@ def print_intro(plan: Plan) -> None:
     print("when a task is cancelled between a request and its reply; 7 and 8 time real")
     print("PostgreSQL and Redis servers (when they answer) and kill pooled connections;")
     print("9 runs a log shipper end to end with each strategy and checks every record;")
-    print("10 asks the advisor, respool.advise, to decide for five kinds of resource;")
+    print("10 asks the advisor, respool.advise, about resources whose answer is known;")
     print("11 runs a WorkerPool's twin on Ray actors and kills one (if Ray is installed).")
     print()
     print("Every pool manages its resources with the same four callbacks (the lifecycle):")
