@@ -184,7 +184,7 @@ def pattern_described(
         idle_gap=idle_gap,
         gc_interval=gc_interval,
         gc_watched=gc_watched,
-        fluctuation=None if high is None or floor is None or not high else (high - floor) / high,
+        fluctuation=(high - floor) / high if high and floor is not None else None,
         floor=floor,
         burst=high,
         high=high,

@@ -41,7 +41,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from respool import _validate
@@ -257,8 +257,6 @@ class _Task(Future[Any]):
         #: May it run once more if its actor dies (``submit(..., retry=True)``)?
         self.retry = retry
         self.since = since
-        #: Marked running (a task sent again after its actor died stays so).
-        self.started = False
 
 
 class _Slot:
@@ -603,7 +601,6 @@ class RayWorkerPool(Generic[T]):
                 self._changed.notify_all()
             if ghost or not task.set_running_or_notify_cancel():
                 continue
-            task.started = True
             return task
         return None
 
@@ -907,6 +904,3 @@ class RayWorkerPool(Generic[T]):
             deferred, self._deferred = self._deferred, []
         for work in deferred:
             self._perform(work)
-
-
-assert {f.name for f in fields(RayWorkerStats)} >= {f.name for f in fields(WorkerStats)}
